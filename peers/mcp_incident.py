@@ -1,0 +1,86 @@
+"""An incident MCP server built with the official SDK: streamable HTTP, bearer auth.
+
+Serves the logs of one incident from a file, like an observability bridge would, and offers a
+destructive tool the agent must never be given. Every call is appended to a JSONL journal so tests
+can see what reached the server.
+
+    python -m peers.mcp_incident --port 8931 --token T --logs logs.txt --journal calls.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+
+
+class StaticToken:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        return AccessToken(token=token, client_id="remediate", scopes=[]) if token == self.token else None
+
+
+def build(port: int, token: str, logs: Path, journal: Path, incident: dict[str, Any]) -> MCPServer:
+    warnings.filterwarnings("ignore", message=".*validate_token_resource.*")
+    server = MCPServer("incidents", token_verifier=StaticToken(token), auth=AuthSettings(
+        issuer_url="http://127.0.0.1:9", resource_server_url=f"http://127.0.0.1:{port}/mcp",
+        validate_token_resource=False))
+
+    def record(tool: str, arguments: dict[str, Any], ctx: Context | None) -> None:
+        meta = None
+        try:
+            params_meta = ctx.request_context.meta if ctx else None
+            meta = dict(params_meta) if params_meta else None
+        except (AttributeError, LookupError, TypeError, ValueError):
+            meta = None
+        with journal.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"tool": tool, "arguments": arguments, "meta": meta}, default=str) + "\n")
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def get_incident_logs(incident_id: str, ctx: Context) -> str:
+        """Raw log lines for the incident's time window."""
+        record("get_incident_logs", {"incident_id": incident_id}, ctx)
+        if incident_id != incident.get("incident_id"):
+            return f"no logs for incident {incident_id}"
+        return logs.read_text(encoding="utf-8")
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def get_incident(incident_id: str, ctx: Context) -> dict[str, Any]:
+        """The incident record with its diagnosis."""
+        record("get_incident", {"incident_id": incident_id}, ctx)
+        return incident if incident_id == incident.get("incident_id") else {}
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True))
+    def restart_service(service: str, ctx: Context) -> str:
+        """Restart a production service."""
+        record("restart_service", {"service": service}, ctx)
+        return f"restarted {service}"
+
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--logs", type=Path, required=True)
+    parser.add_argument("--journal", type=Path, required=True)
+    parser.add_argument("--incident", type=Path, help="JSON incident record")
+    args = parser.parse_args()
+    incident = json.loads(args.incident.read_text()) if args.incident else {}
+    server = build(args.port, args.token, args.logs, args.journal, incident)
+    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

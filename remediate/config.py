@@ -1,0 +1,259 @@
+"""Configuration: `.remediate.yaml`, else the architect-compatible `.architect.yaml`; inputs override.
+
+Validation is the point here, so these are pydantic models; every error names its key path and
+YAML line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from remediate.errors import UserError
+
+CONFIG_FILES = (".remediate.yaml", ".remediate.yml", ".architect.yaml", ".architect.yml")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class LLMConfig(_Model):
+    model: str = "openai/gpt-4.1"
+    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str | None = None
+    stream: bool = False
+    max_tokens: int = Field(default=4096, ge=64, le=128_000)
+    temperature: float | None = None
+    timeout_seconds: float = Field(default=120, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+    @property
+    def api_model(self) -> str:
+        """The name sent to the API: architect's `openai/` provider prefix is not part of it."""
+        return self.model.split("/", 1)[1] if self.model.startswith("openai/") else self.model
+
+
+class MCPAuth(_Model):
+    type: Literal["bearer"] = "bearer"
+    token_env: str
+
+
+class MCPServerConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    url: str | None = None
+    transport: Literal["streamable-http"] = "streamable-http"
+    auth: MCPAuth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    tools: list[str] | None = None
+    prefetch: list[str] = Field(default_factory=lambda: ["get_incident_logs"])
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @model_validator(mode="after")
+    def _has_url(self) -> MCPServerConfig:
+        if not self.url:
+            raise ValueError("a server needs a url")
+        return self
+
+
+class MCPConfig(_Model):
+    servers: list[MCPServerConfig] = Field(default_factory=list)
+    context_chars: int = Field(default=24_000, ge=1000)
+
+    @field_validator("servers")
+    @classmethod
+    def _unique_names(cls, servers: list[MCPServerConfig]) -> list[MCPServerConfig]:
+        names = [s.name for s in servers]
+        if len(names) != len(set(names)):
+            raise ValueError("server names must be unique")
+        return servers
+
+
+class GuardrailsConfig(_Model):
+    max_files_modified: int = Field(default=3, ge=1)
+    max_lines_changed: int = Field(default=200, ge=1)
+    protected_files: list[str] = Field(default_factory=lambda: [
+        "*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"])
+    blocked_commands: list[str] = Field(default_factory=list)
+    allowed_commands: list[str] = Field(default_factory=list)
+    edit_scope: Literal["suspects", "repo"] = "suspects"
+    extra_scope: list[str] = Field(default_factory=list)
+    max_refusals: int = Field(default=5, ge=1)
+
+
+class CostsConfig(_Model):
+    budget_usd: float = Field(default=1.00, gt=0)
+    prices: dict[str, dict[Literal["input", "cached_input", "output"], float]] = Field(default_factory=dict)
+
+
+class AgentConfig(_Model):
+    max_llm_calls: int = Field(default=30, ge=1)
+    max_wall_seconds: float = Field(default=900, gt=0)
+
+
+class TestsConfig(_Model):
+    command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest"])
+    timeout_seconds: float = Field(default=600, gt=0)
+    env: list[str] = Field(default_factory=list)
+    when_none_selected: Literal["run_all", "escalate"] = "run_all"
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        import shlex
+        return shlex.split(value) if isinstance(value, str) else value
+
+
+class TelemetryConfig(_Model):
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = None
+    protocol: Literal["grpc", "http/protobuf"] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    flush_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    trace_url_template: str | None = None
+
+
+class DeliveryConfig(_Model):
+    base_branch: str | None = None
+    branch_prefix: str = Field(default="hotfix/", pattern=r"^[A-Za-z0-9._/-]{1,40}$")
+    labels: list[str] = Field(default_factory=lambda: ["hotfix", "auto-generated"])
+    draft: bool = False
+    reviewers: list[str] = Field(default_factory=list)
+    team_reviewers: list[str] = Field(default_factory=list)
+    bot_name: str = "remediate[bot]"
+    bot_email: str = "remediate-bot@users.noreply.github.com"
+
+
+class EscalationConfig(_Model):
+    github_issue: bool = True
+    labels: list[str] = Field(default_factory=lambda: ["incident", "needs-human"])
+
+
+class TriggerConfig(_Model):
+    event_type: str = "incident"
+
+
+class Config(_Model):
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    mcp: MCPConfig = Field(default_factory=MCPConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    tests: TestsConfig = Field(default_factory=TestsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    source: str | None = None
+
+
+def find_config_file(repo: Path, explicit: str | None) -> Path | None:
+    if explicit:
+        path = (repo / explicit) if not Path(explicit).is_absolute() else Path(explicit)
+        if not path.is_file():
+            raise UserError("file not found", field="config", source=explicit,
+                            hint="set the config input to a path relative to the repository root")
+        return path
+    for name in CONFIG_FILES:
+        if (repo / name).is_file():
+            return repo / name
+    return None
+
+
+def load_config(repo: Path, explicit: str | None = None, overrides: Mapping[str, str] | None = None) -> Config:
+    path = find_config_file(repo, explicit)
+    data: dict[str, Any] = {}
+    lines: dict[tuple[Any, ...], int] = {}
+    label = None
+    if path is not None:
+        label = path.name if path.parent == repo else str(path)
+        data, lines = _parse_yaml(path.read_text(encoding="utf-8", errors="replace"), label)
+    data = _apply_overrides(data, overrides or {})
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _user_error(exc, lines, label) from None
+    return config.model_copy(update={"source": label})
+
+
+def _parse_yaml(text: str, label: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"invalid YAML: {problem}", source=label,
+                        line=mark.line + 1 if mark else None) from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise UserError(f"expected a mapping at the top level, got {type(data).__name__}", source=label, line=1)
+    lines: dict[tuple[Any, ...], int] = {}
+    _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node | None, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+    if node is None:
+        return
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _index_lines(value_node, path + (key,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), lines)
+
+
+def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: str | None) -> UserError:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+    line = None
+    for depth in range(len(loc), -1, -1):
+        if loc[:depth] in lines:
+            line = lines[loc[:depth]]
+            break
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+        hint = "see the configuration reference in README.md"
+    elif kind == "missing":
+        message, hint = "is required", None
+    else:
+        got = err.get("input")
+        got_text = f", got {got!r}" if isinstance(got, (str, int, float, bool)) else ""
+        message, hint = f"{err['msg'].removeprefix('Value error, ')}{got_text}", None
+    return UserError(message, field=dotted, source=label, line=line, hint=hint)
+
+
+def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
+    """Action inputs and CLI flags win over the file; values arrive as strings."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+
+    def put(section: str, key: str, value: Any) -> None:
+        current = data.get(section)
+        data[section] = dict(current) if isinstance(current, dict) else {}
+        data[section][key] = value
+
+    if overrides.get("model"):
+        put("llm", "model", overrides["model"])
+    if overrides.get("budget-usd"):
+        try:
+            put("costs", "budget_usd", float(overrides["budget-usd"]))
+        except ValueError:
+            raise UserError(f"expected a number of US dollars, got {overrides['budget-usd']!r}",
+                            field="budget-usd") from None
+    if overrides.get("base-branch"):
+        put("delivery", "base_branch", overrides["base-branch"])
+    if overrides.get("llm-base-url"):
+        put("llm", "base_url", overrides["llm-base-url"])
+    return data

@@ -1,0 +1,116 @@
+"""Guardrail verdicts on proposed changes. Pure: values in, a Verdict out; no filesystem, no globals."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+import pathspec
+
+from remediate.changes import ChangeSet
+
+# Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a
+# write token is privilege escalation), and our own guardrail configuration.
+NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
+    "/.git", "/.git/**", ".git/", "/.github/", "/.gitmodules", "/.gitattributes",
+    "/.remediate.yaml", "/.remediate.yml", "/.architect.yaml", "/.architect.yml",
+])
+
+TEST_FILE_GLOBS = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py",
+                   "*.test.*", "*.spec.*", "__tests__/**", "*_test.go")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    rule: str = ""
+    detail: str = ""
+    target: str = ""
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return cls(True)
+
+    @classmethod
+    def refuse(cls, rule: str, detail: str, target: str = "") -> Verdict:
+        return cls(False, rule, detail, target)
+
+
+class PathRefused(ValueError):
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rule = rule
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    protected: tuple[str, ...] = ()
+    max_files_modified: int = 3
+    max_lines_changed: int = 200
+    # None: the whole repository is in scope (protected paths still are not).
+    scope_files: frozenset[str] | None = None
+    scope_globs: tuple[str, ...] = TEST_FILE_GLOBS
+    _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
+    _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_protected_spec", pathspec.GitIgnoreSpec.from_lines(self.protected))
+        object.__setattr__(self, "_scope_spec", pathspec.GitIgnoreSpec.from_lines(self.scope_globs))
+
+    def is_protected(self, path: str) -> bool:
+        return self._protected_spec.match_file(path)
+
+    def in_scope(self, path: str) -> bool:
+        if self.scope_files is None:
+            return True
+        return path in self.scope_files or self._scope_spec.match_file(path)
+
+
+def normalise_repo_path(raw: object) -> str:
+    """A clean, relative POSIX path inside the repository, or PathRefused."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise PathRefused("path_invalid", "path must be a non-empty string")
+    if "\x00" in raw or any(ord(c) < 32 for c in raw):
+        raise PathRefused("path_invalid", "path contains control characters")
+    path = raw.strip().replace("\\", "/")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise PathRefused("path_outside_repo", f"absolute path {raw!r} is not allowed; use a path relative to the repository root")
+    if any(part == ".." for part in path.split("/")):
+        raise PathRefused("path_outside_repo", f"{raw!r} climbs out with '..'")
+    path = posixpath.normpath(path)
+    if path in (".", ""):
+        raise PathRefused("path_invalid", "path names the repository root, not a file")
+    return path
+
+
+def check_path(path: str, policy: WritePolicy) -> Verdict:
+    if NEVER_WRITABLE.match_file(path) or NEVER_WRITABLE.match_file(path.lower()):
+        return Verdict.refuse("never_writable", f"{path} is never writable (git internals, CI workflows and "
+                              "the remediate configuration cannot be changed by the agent)", path)
+    if policy.is_protected(path):
+        return Verdict.refuse("protected_file", f"{path} matches protected_files", path)
+    if not policy.in_scope(path):
+        return Verdict.refuse("out_of_scope", f"{path} is outside the edit scope: only the files the diagnosis "
+                              "implicates and test files may change", path)
+    return Verdict.allow()
+
+
+def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
+    """The verdict on the whole cumulative change, computed before anything is written."""
+    for change in changes:
+        if change.after is not None and "\x00" in change.after:
+            return Verdict.refuse("binary_content", f"{change.path}: binary content is not allowed", change.path)
+        for path in change.paths:
+            verdict = check_path(path, policy)
+            if not verdict.allowed:
+                return verdict
+    files = changes.files_touched
+    if len(files) > policy.max_files_modified:
+        return Verdict.refuse("max_files_modified", f"the change would touch {len(files)} files "
+                              f"({', '.join(sorted(files))}); the limit is {policy.max_files_modified}")
+    lines = changes.lines_changed
+    if lines > policy.max_lines_changed:
+        return Verdict.refuse("max_lines_changed", f"the change would add or remove {lines} lines; "
+                              f"the limit is {policy.max_lines_changed}")
+    return Verdict.allow()

@@ -1,0 +1,415 @@
+"""One run = one incident: incident -> config -> context -> agent -> tests -> deliver | escalate -> report."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+
+from remediate import incident as incident_mod
+from remediate.actions import Runner, default_report_path
+from remediate.agent import Agent
+from remediate.budget import BudgetMeter, price_for
+from remediate.config import Config, TelemetryConfig, load_config
+from remediate.context import build_context, scope_note
+from remediate.delivery import DeliveryError, commit_change, open_or_update_pr, push
+from remediate.errors import UserError
+from remediate.escalation import escalate_to_issue
+from remediate.gh import GitHubError, connect_repo
+from remediate.gitops import Git, GitError
+from remediate.guardrails import Verdict, WritePolicy
+from remediate.incident import Incident
+from remediate.llm import LLMError, OpenAIChat
+from remediate.mcp_client import McpError, McpHub
+from remediate.report import Escalation, Report, render_escalation, render_pr_body, render_summary
+from remediate.secrets import Redactor, scrubbed_env
+from remediate.selection import select_affected_tests
+from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of, traceparent_of
+from remediate.testing import TestRun, run_tests
+from remediate.tools import Toolbox
+from remediate.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    repo: Path
+    environ: Mapping[str, str]
+    inputs: Mapping[str, str]
+    event_name: str = "cli"
+    event: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Escalate(Exception):
+    """The run ends without a PR; the reason goes to humans."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Run:
+    request: RunRequest
+    runner: Runner
+    report: Report = field(default_factory=Report)
+    redact: Redactor = field(default_factory=Redactor)
+    telemetry: Telemetry | None = None
+    config: Config | None = None
+    incident: Incident | None = None
+    github_token: str | None = None
+    git: Git | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.request.inputs.get("dry-run", "false").lower() in ("true", "1", "yes")
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        span_cm = self.telemetry.span(f"stage {name}") if self.telemetry else None
+        with self.runner.group(name):
+            if span_cm:
+                with span_cm:
+                    yield
+            else:
+                yield
+        self.report.timings[name] = self.report.timings.get(name, 0.0) + time.monotonic() - started
+
+    # ------------------------------------------------------------------------------------------
+    def execute(self) -> Report:
+        report = self.report
+        report.dry_run = self.dry_run
+        self.github_token = self.request.inputs.get("github-token") or self.request.environ.get("GITHUB_TOKEN")
+        self.redact.add(self.github_token)
+        self.runner.mask(self.github_token)
+        self.telemetry = setup(TelemetryConfig())
+        try:
+            with self.stage("incident"):
+                self.incident = self._read_incident()
+                report.incident = self.incident
+            with self.stage("config"):
+                self.config = load_config(self.request.repo, self.request.inputs.get("config"),
+                                          self.request.inputs)
+                report.config_source = self.config.source
+                self._register_secrets()
+            self.telemetry = setup(self.config.telemetry)
+            self._traced()
+        except UserError as exc:
+            self._end("error", "bad_input", exc.one_line())
+        except Exception as exc:  # noqa: BLE001 - a crash in any stage still ends in a report
+            self._end("error", "internal_error", f"{type(exc).__name__}: {exc}")
+            report.warnings.append(self.redact("".join(traceback.format_exception(exc))[-3000:]))
+        return report
+
+    def _traced(self) -> None:
+        assert self.telemetry and self.incident and self.config
+        tracer = self.telemetry
+        parent = parent_context(self.incident.traceparent)
+        with tracer.tracer.start_as_current_span(
+                "invoke_agent remediate", context=parent, kind=trace.SpanKind.INTERNAL,
+                attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "remediate",
+                            "remediate.incident.id": self.incident.id,
+                            "remediate.trigger": self.incident.trigger}) as root:
+            self.report.trace_id = trace_id_of(root)
+            template = self.config.telemetry.trace_url_template
+            if template:
+                self.report.trace_url = template.replace("{trace_id}", self.report.trace_id)
+            try:
+                self._remediate()
+            except Escalate as esc:
+                self._end("escalated", esc.reason, esc.detail)
+            except UserError as exc:
+                self._end("error", "bad_input", exc.one_line())
+            except (McpError, LLMError, GitHubError, GitError, DeliveryError) as exc:
+                self._end("error", _service_reason(exc), str(exc))
+            root.set_attribute("remediate.outcome", self.report.outcome)
+            root.set_attribute("remediate.reason", self.report.reason)
+            if self.report.outcome == "error":
+                set_error(root, self.report.reason)
+
+    def _read_incident(self) -> Incident:
+        event_type = "incident"
+        repo = self.request.repo
+        # The event type is configurable, but the config is read after the incident: peek at it.
+        try:
+            event_type = load_config(repo, self.request.inputs.get("config")).trigger.event_type
+        except UserError:
+            pass
+        return incident_mod.from_event(self.request.event_name, self.request.event, self.request.inputs,
+                                       event_type=event_type)
+
+    def _register_secrets(self) -> None:
+        assert self.config
+        env = self.request.environ
+        names = [self.config.llm.api_key_env, *(s.auth.token_env for s in self.config.mcp.servers if s.auth)]
+        for name in names:
+            self.redact.add(env.get(name))
+            self.runner.mask(env.get(name))
+        for server in self.config.mcp.servers:
+            for value in server.headers.values():
+                self.redact.add(value)
+
+    # ------------------------------------------------------------------------------------------
+    def _remediate(self) -> None:
+        assert self.config and self.incident
+        config, incident, env = self.config, self.incident, self.request.environ
+        self.git = Git(self.request.repo.resolve(), scrubbed_env(env))
+        self._preflight()
+        api_key = env.get(config.llm.api_key_env) or ""
+        price = price_for(config.llm.model, config.costs.prices)
+        if price is None:
+            raise UserError(f"no price is known for model {config.llm.model!r}", field="costs.prices",
+                            hint=f"add costs.prices.{config.llm.api_model}: {{input: , cached_input: , output: }} "
+                                 "in USD per million tokens")
+        self.report.model = config.llm.api_model
+        self.report.budget_usd = config.costs.budget_usd
+        hub = McpHub(config.mcp.servers, lambda s: env.get(s.auth.token_env) if s.auth else None)
+        with self.stage("mcp"):
+            hub.__enter__()
+        try:
+            with self.stage("context"):
+                pack = self._context(hub)
+            policy = self._policy(pack.implicated_files)
+            workspace = Workspace(self.request.repo, policy, on_verdict=self._on_verdict)
+            toolbox = Toolbox(workspace, self.redact, lambda paths: self._run_tests(workspace, paths),
+                              self.git.tracked_files, hub, config.guardrails.allowed_commands,
+                              config.guardrails.blocked_commands, scrubbed_env(env, config.tests.env),
+                              config.guardrails.max_refusals, traceparent=_current_traceparent)
+            model = OpenAIChat(config.llm, api_key, config.llm.base_url or env.get("OPENAI_BASE_URL") or None)
+            agent = Agent(model, toolbox, BudgetMeter(price, config.costs.budget_usd), self.telemetry, "openai",
+                          config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens)
+            prompt = pack.render() + "\n" + scope_note(policy.scope_files, policy.protected,
+                                                      policy.max_files_modified, policy.max_lines_changed).render()
+            with self.stage("agent"):
+                try:
+                    result = agent.run(prompt)
+                finally:
+                    self.report.llm_calls = agent.per_call
+                    self.report.guardrail_events = toolbox.events
+                    self.report.changes = workspace.changes
+            self.report.mcp_calls = list(hub.records)
+        finally:
+            hub.__exit__(None, None, None)
+        self.report.agent_summary = result.detail if result.finished else None
+        if not result.finished:
+            raise Escalate(result.reason, result.detail)
+        if not len(workspace.changes):
+            raise Escalate("no_change", "the model finished without changing any file")
+        with self.stage("tests"):
+            run = self._run_tests(workspace, None)
+            self.report.tests = run
+        if not run.ok:
+            raise Escalate("tests_failed", f"affected tests {run.summary()}")
+        with self.stage("deliver"):
+            self._deliver(workspace)
+        self._end("fixed", "tests_passed", "dry run: the change was not pushed" if self.dry_run
+                  else f"pull request {self.report.pr.url if self.report.pr else ''}".strip())
+
+    def _preflight(self) -> None:
+        """Fail before spending money on what would fail at the end anyway."""
+        assert self.config and self.git
+        env = self.request.environ
+        if not env.get(self.config.llm.api_key_env):
+            raise UserError(f"environment variable {self.config.llm.api_key_env} is not set",
+                            field="llm.api_key_env", hint="pass the LLM key as a secret in the step's env")
+        if not (self.request.repo / ".git").exists():
+            raise UserError(f"{self.request.repo} is not a git checkout", field="GITHUB_WORKSPACE",
+                            hint="run actions/checkout before this action")
+        if not self.dry_run and not (self.github_token and env.get("GITHUB_REPOSITORY")):
+            raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to open a pull request",
+                            field="github-token", hint="set them, or use dry-run")
+
+    def _context(self, hub: McpHub) -> Any:
+        assert self.config and self.incident and self.git
+        texts: dict[str, str] = {}
+        for server in self.config.mcp.servers:
+            for name in server.prefetch:
+                tool = hub.find(server.name, name)
+                if tool is None:
+                    continue
+                args = _prefetch_arguments(tool.input_schema, self.incident)
+                with self.telemetry.span(f"tools/call {name}", {  # type: ignore[union-attr]
+                        "mcp.method.name": "tools/call", "gen_ai.tool.name": name,
+                        "gen_ai.operation.name": "execute_tool", "server.address": server.url}):
+                    try:
+                        result = hub.call(tool, args, by="prefetch", traceparent=_current_traceparent())
+                        texts[f"{server.name}/{name}"] = ("[the tool reported an error]\n" if result.is_error
+                                                          else "") + result.text
+                    except McpError as exc:
+                        self.report.warnings.append(str(exc))
+        tracked = self.git.tracked_files()
+        commit = self.incident.suspect.commit
+        pack = build_context(self.incident, read=lambda p: _read_text(self.request.repo / p), tracked=tracked,
+                             commit_text=self.git.show_commit(commit) if commit else None, mcp_texts=texts,
+                             redact=self.redact, max_log_chars=self.config.mcp.context_chars)
+        self.report.context = {"logs_chars_before": pack.logs_chars_before,
+                               "logs_chars_after": pack.logs_chars_after,
+                               "implicated_files": sorted(pack.implicated_files),
+                               "prompt_chars": len(pack.render())}
+        return pack
+
+    def _policy(self, implicated: frozenset[str]) -> WritePolicy:
+        assert self.config
+        g = self.config.guardrails
+        scope: frozenset[str] | None = None
+        if g.edit_scope == "suspects":
+            if implicated:
+                scope = implicated
+            else:
+                self.report.warnings.append("the diagnosis names no file found in the repository: "
+                                            "the edit scope is the whole repository")
+        globs = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py", "*.test.*", "*.spec.*",
+                 "__tests__/**", "*_test.go", *g.extra_scope)
+        return WritePolicy(tuple(g.protected_files), g.max_files_modified, g.max_lines_changed, scope, globs)
+
+    def _on_verdict(self, tool: str, verdict: Verdict) -> None:
+        span = trace.get_current_span()
+        span.add_event("guardrail.verdict", {"tool": tool, "allowed": verdict.allowed, "rule": verdict.rule,
+                                              "target": verdict.target})
+
+    def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:
+        assert self.config and self.git
+        config = self.config.tests
+        env = scrubbed_env(self.request.environ, config.env)
+        reason: dict[str, str] = {}
+        if paths is None:
+            sources = {p: workspace.read(p) or "" for p in self.git.tracked_files() if p.endswith(".py")}
+            for change in workspace.changes:
+                if change.path.endswith(".py") and change.after is not None:
+                    sources[change.path] = change.after
+            selection = select_affected_tests(sources, workspace.changes.files_touched)
+            paths, reason = list(selection.tests), dict(selection.reason)
+            if not paths and config.when_none_selected == "escalate":
+                return TestRun(tuple(config.command), (), "no_tests",
+                               output_tail="no test exercises the change (tests.when_none_selected: escalate)")
+        with self.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:  # type: ignore[union-attr]
+            run = run_tests(self.request.repo, config.command, paths, env=env, timeout_s=config.timeout_seconds,
+                            reason=reason)
+            span.set_attribute("remediate.tests.status", run.status)
+        from dataclasses import replace
+        return replace(run, output_tail=self.redact(run.output_tail))
+
+    def _deliver(self, workspace: Workspace) -> None:
+        assert self.config and self.incident and self.git
+        if self.dry_run:
+            return
+        env = self.request.environ
+        with self.telemetry.span("github get_repo"):  # type: ignore[union-attr]
+            repo = connect_repo(self.github_token or "", _api_url(env), env.get("GITHUB_REPOSITORY", ""))
+        base = self.config.delivery.base_branch or _current_branch(self.git) or repo.default_branch
+        with self.telemetry.span("git commit"):  # type: ignore[union-attr]
+            commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
+                                   self.report.trace_id, self.report.agent_summary)
+        with self.telemetry.span("git push", {"remediate.branch": commit.branch}):  # type: ignore[union-attr]
+            push(self.git, commit, self.github_token)
+        self.report.pr = None
+        with self.telemetry.span("github pull_request"):  # type: ignore[union-attr]
+            self.report.pr = open_or_update_pr(repo, commit, self.incident,
+                                               self.redact(render_pr_body(self.report)), self.config.delivery)
+
+    # ------------------------------------------------------------------------------------------
+    def _end(self, outcome: str, reason: str, detail: str) -> None:
+        self.report.outcome = outcome
+        self.report.reason = reason
+        self.report.detail = self.redact(detail)
+        if outcome != "fixed":
+            self._escalate()
+
+    def _escalate(self) -> None:
+        env = self.request.environ
+        config = self.config
+        if self.dry_run or not self.github_token or not env.get("GITHUB_REPOSITORY"):
+            return
+        if config is not None and not config.escalation.github_issue:
+            return
+        try:
+            repo = connect_repo(self.github_token, _api_url(env), env["GITHUB_REPOSITORY"])
+            escalation_config = config.escalation if config else _default_escalation()
+            self.report.escalation = escalate_to_issue(repo, self.incident,
+                                                       self.redact(render_escalation(self.report)),
+                                                       self.report.reason, escalation_config)
+        except Exception as exc:  # noqa: BLE001 - a failing channel is reported, never fatal
+            self.report.escalation = Escalation((), None, None, ("github_issue",))
+            self.report.warnings.append(self.redact(f"escalation issue failed: {exc}"))
+
+
+def _default_escalation() -> Any:
+    from remediate.config import EscalationConfig
+    return EscalationConfig()
+
+
+def _service_reason(exc: Exception) -> str:
+    return {McpError: "mcp_unavailable", LLMError: "llm_unavailable", GitHubError: "github_failed",
+            GitError: "git_failed", DeliveryError: "delivery_failed"}[type(exc)]
+
+
+def _current_traceparent() -> str | None:
+    span = trace.get_current_span()
+    return traceparent_of(span) if span.get_span_context().is_valid else None
+
+
+def _prefetch_arguments(schema: Mapping[str, Any], incident: Incident) -> dict[str, Any]:
+    properties = schema.get("properties") or {}
+    known = {"incident_id": incident.id, "incidentId": incident.id, "id": incident.id,
+             "service": incident.service, "commit": incident.suspect.commit}
+    return {k: v for k, v in known.items() if k in properties and v is not None}
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _api_url(env: Mapping[str, str]) -> str:
+    return env.get("GITHUB_API_URL") or "https://api.github.com"
+
+
+def _current_branch(git: Git) -> str | None:
+    done = git.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+    name = done.stdout.decode().strip()
+    return name or None
+
+
+def finish(run: Run, report_path: Path | None) -> int:
+    """Write the report, the outputs and the summary; flush telemetry. Runs for every outcome."""
+    report = run.report
+    report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    slug = run.incident.branch_slug if run.incident else "unknown"
+    path = report_path or default_report_path(run.request.environ, slug)
+    try:
+        report.write(path, run.redact)
+    except OSError as exc:
+        run.runner.error(f"could not write the report to {path}: {exc}")
+    runner = run.runner
+    outputs = {"outcome": report.outcome, "reason": report.reason,
+               "pr-url": report.pr.url if report.pr else "", "pr-number": str(report.pr.number) if report.pr else "",
+               "branch": report.pr.branch if report.pr else "", "trace-id": report.trace_id,
+               "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),
+               "report-path": str(path),
+               "escalation-url": report.escalation.issue_url or "" if report.escalation else ""}
+    runner.set_outputs(outputs)
+    runner.write_summary(run.redact(render_summary(report, str(path))))
+    if report.outcome == "error":
+        runner.error(report.detail or report.reason)
+    elif report.outcome == "escalated":
+        runner.warning(f"escalated: {report.reason}: {report.detail}")
+    for warning in report.warnings[:5]:
+        if not warning.startswith("Traceback"):
+            runner.warning(warning.splitlines()[0][:300])
+    runner.log(json.dumps({"outcome": report.outcome, "reason": report.reason, "pr": outputs["pr-url"] or None,
+                           "escalation": outputs["escalation-url"] or None, "trace_id": report.trace_id,
+                           "cost_usd": report.cost_usd, "report": str(path)}))
+    if run.telemetry:
+        run.telemetry.shutdown()
+    return report.exit_code

@@ -1,0 +1,230 @@
+"""The post-mortem report: one record, written as JSON (schema_version 1) and rendered as Markdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from remediate import __version__
+from remediate.changes import ChangeSet
+from remediate.incident import Incident
+from remediate.mcp_client import McpCallRecord
+from remediate.testing import TestRun
+from remediate.tools import GuardrailEvent
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
+EXIT_CODES = {"fixed": 0, "escalated": 2, "error": 1}
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    branch: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Escalation:
+    channels: tuple[str, ...]
+    issue_url: str | None
+    issue_number: int | None
+    failed_channels: tuple[str, ...] = ()
+
+
+@dataclass
+class Report:
+    incident: Incident | None = None
+    outcome: str = "error"
+    reason: str = "not_started"
+    detail: str = ""
+    trace_id: str = ""
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    finished_at: str | None = None
+    dry_run: bool = False
+    config_source: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    model: str | None = None
+    budget_usd: float | None = None
+    llm_calls: list[dict[str, Any]] = field(default_factory=list)
+    changes: ChangeSet = field(default_factory=ChangeSet)
+    agent_summary: str | None = None
+    guardrail_events: list[GuardrailEvent] = field(default_factory=list)
+    tests: TestRun | None = None
+    mcp_calls: list[McpCallRecord] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    pr: PullRequest | None = None
+    escalation: Escalation | None = None
+    warnings: list[str] = field(default_factory=list)
+    trace_url: str | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(c["cost_usd"] for c in self.llm_calls), 6)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = {k: sum(c.get(k, 0) for c in self.llm_calls)
+                  for k in ("input_tokens", "output_tokens", "cached_tokens")}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "remediate", "version": __version__},
+            "incident": self.incident.to_dict() if self.incident else None,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "detail": self.detail,
+            "trace_id": self.trace_id,
+            "trace_url": self.trace_url,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "dry_run": self.dry_run,
+            "config_source": self.config_source,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "llm": {"model": self.model, "calls": len(self.llm_calls), **totals, "cost_usd": self.cost_usd,
+                    "budget_usd": self.budget_usd, "per_call": self.llm_calls},
+            "changes": [c.to_dict() for c in self.changes],
+            "diff": self.changes.diff(),
+            "agent_summary": self.agent_summary,
+            "guardrail_events": [e.to_dict() for e in self.guardrail_events],
+            "tests": self.tests.to_dict() if self.tests else None,
+            "mcp_calls": [{"server": r.server, "tool": r.tool, "ok": r.ok, "duration_ms": r.duration_ms,
+                           "by": r.by} for r in self.mcp_calls],
+            "context": self.context,
+            "pr": None if not self.pr else {"number": self.pr.number, "url": self.pr.url,
+                                            "branch": self.pr.branch, "created": self.pr.created},
+            "escalation": None if not self.escalation else {
+                "channels": list(self.escalation.channels), "issue_url": self.escalation.issue_url,
+                "issue_number": self.escalation.issue_number,
+                "failed_channels": list(self.escalation.failed_channels)},
+            "warnings": self.warnings,
+        }
+
+    def write(self, path: Path, redact: Any) -> None:
+        """Atomically, and redacted: the report is uploaded as an artifact and read by people."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = redact.deep(self.to_dict())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+# Markdown ------------------------------------------------------------------------------------------
+def _code(text: str, lang: str = "") -> str:
+    fence = "````" if "```" in text else "```"
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _trace(report: Report) -> str:
+    return f"[`{report.trace_id}`]({report.trace_url})" if report.trace_url else f"`{report.trace_id}`"
+
+
+def _diagnosis(report: Report) -> list[str]:
+    incident = report.incident
+    if incident is None:
+        return ["_No incident could be read._"]
+    lines = [f"**Incident** `{incident.id}`" + (f" · {incident.severity}" if incident.severity else "") +
+             (f" · service `{incident.service}`" if incident.service else ""),
+             "", f"> {incident.summary or '(no summary)'}".replace("\n", "\n> ")]
+    suspects = [*(f"`{f}`" for f in incident.suspect.files), *(f"`{f}()`" for f in incident.suspect.functions)]
+    if incident.suspect.commit:
+        suspects.append(f"commit `{incident.suspect.commit}`")
+    if suspects:
+        lines += ["", "Suspects: " + ", ".join(suspects)]
+    if incident.links:
+        lines += ["", "Links: " + " · ".join(f"[{name}]({url})" for name, url in incident.links)]
+    return lines
+
+
+def _changes_table(report: Report) -> list[str]:
+    if not len(report.changes):
+        return ["_No change._"]
+    rows = ["| file | status | + | - |", "|---|---|---|---|"]
+    for change in report.changes:
+        added, removed = change.counts()
+        rows.append(f"| `{change.path}` | {change.status} | {added} | {removed} |")
+    return rows
+
+
+def _tests(report: Report) -> list[str]:
+    run = report.tests
+    if run is None:
+        return ["_Tests were not run._"]
+    lines = [f"**{run.status}**: {run.passed} passed, {run.failed} failed, {run.errors} errors, "
+             f"{run.skipped} skipped in {run.duration_s:.1f}s", "",
+             "Selected: " + (", ".join(f"`{t}`" for t in run.selected) or "_none_"),
+             "", f"Command: `{' '.join(run.command[:6])}{' …' if len(run.command) > 6 else ''}`"]
+    for failure in run.failures[:10]:
+        lines += ["", f"<details><summary>FAILED {failure.name}</summary>", "", _code(failure.message), "",
+                  "</details>"]
+    return lines
+
+
+def _refusals(report: Report) -> list[str]:
+    if not report.guardrail_events:
+        return ["_None._"]
+    rows = ["| tool | target | rule | detail |", "|---|---|---|---|"]
+    for event in report.guardrail_events:
+        detail = event.detail.replace("|", "\\|").replace("\n", " ")[:300]
+        rows.append(f"| `{event.tool}` | `{event.target[:80]}` | {event.rule} | {detail} |")
+    return rows
+
+
+def _cost(report: Report) -> str:
+    budget = f" of ${report.budget_usd:.2f} budget" if report.budget_usd is not None else ""
+    return f"{len(report.llm_calls)} LLM calls to `{report.model}`, ${report.cost_usd:.4f}{budget}"
+
+
+def render_pr_body(report: Report) -> str:
+    parts = ["## Hotfix for incident " + (f"`{report.incident.id}`" if report.incident else ""), "",
+             *_diagnosis(report), "", "### Why this change", report.agent_summary or "_No summary given._", "",
+             "### Changes", *_changes_table(report), "", "<details><summary>Diff</summary>", "",
+             _code(report.changes.diff(), "diff"), "", "</details>", "",
+             "### Tests", *_tests(report), "", "### Guardrail refusals", *_refusals(report), "",
+             "### Cost and trace", f"- {_cost(report)}", f"- Trace ID: {_trace(report)}", "",
+             "_Opened by remediate. Review before merging; nothing was deployed._"]
+    return "\n".join(parts)
+
+
+def render_escalation(report: Report) -> str:
+    parts = [f"## remediate could not ship a fix: `{report.reason}`", "", report.detail or "", "",
+             "### Diagnosis", *_diagnosis(report), "", "### What was tried",
+             report.agent_summary or "_The agent did not summarise its attempt._", "",
+             "### Attempted change", *_changes_table(report)]
+    if len(report.changes):
+        parts += ["", "<details><summary>Attempted diff</summary>", "", _code(report.changes.diff(), "diff"),
+                  "", "</details>"]
+    parts += ["", "### Tests", *_tests(report)]
+    if report.tests and report.tests.output_tail and not report.tests.ok:
+        parts += ["", "<details><summary>Test output (tail)</summary>", "",
+                  _code(report.tests.output_tail[-3000:]), "", "</details>"]
+    parts += ["", "### Guardrail refusals", *_refusals(report), "", "### Cost and trace", f"- {_cost(report)}",
+              f"- Trace ID: {_trace(report)}"]
+    return "\n".join(parts)
+
+
+def render_summary(report: Report, report_path: str) -> str:
+    icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌"}[report.outcome]
+    lines = [f"# {icon} remediate: {report.outcome}", "", f"Reason: `{report.reason}` {report.detail}".strip(), ""]
+    if report.pr:
+        lines.append(f"- Pull request: [#{report.pr.number}]({report.pr.url}) on `{report.pr.branch}`")
+    if report.escalation and report.escalation.issue_url:
+        lines.append(f"- Escalation issue: {report.escalation.issue_url}")
+    lines += [f"- {_cost(report)}", f"- Trace ID: {_trace(report)}", f"- Report: `{report_path}`", "",
+              *_diagnosis(report), "", "### Changes", *_changes_table(report), "", "### Tests", *_tests(report),
+              "", "### Guardrail refusals", *_refusals(report)]
+    return "\n".join(lines)

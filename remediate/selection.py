@@ -1,0 +1,103 @@
+"""Which tests exercise a change: the Python import graph, read from source. Pure."""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pathspec
+
+TEST_FILE = pathspec.GitIgnoreSpec.from_lines(["test_*.py", "*_test.py"])
+
+
+def is_test_file(path: str) -> bool:
+    return TEST_FILE.match_file(path)
+
+
+def module_names(path: str) -> set[str]:
+    """Dotted names a file can be imported as (plain and `src/` layouts)."""
+    if not path.endswith(".py"):
+        return set()
+    parts = path[:-3].split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    names = set()
+    for start in range(len(parts)):
+        # Any suffix is a candidate root (tests often put `src/` or a service folder on sys.path).
+        if parts[start:]:
+            names.add(".".join(parts[start:]))
+    return names
+
+
+def imported_modules(path: str, source: str) -> set[str]:
+    """Every module name an import in `source` may load, parents included (importing a.b runs a)."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return set()
+    package = posixpath.dirname(path).replace("/", ".")
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".") if package else []
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, base] if base else anchor)
+            if base:
+                found.add(base)
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if base else alias.name)
+    with_parents = set()
+    for name in found:
+        parts = name.split(".")
+        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return with_parents
+
+
+@dataclass(frozen=True)
+class Selection:
+    tests: tuple[str, ...]
+    reason: dict[str, str]
+
+
+def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str]) -> Selection:
+    """Test files that import a changed module directly or through other modules, or changed tests."""
+    importers: dict[str, set[str]] = {}
+    for path, source in sources.items():
+        for module in imported_modules(path, source):
+            importers.setdefault(module, set()).add(path)
+    reason: dict[str, str] = {}
+    reached: dict[str, str] = {}
+    frontier = []
+    for path in changed:
+        reached[path] = path
+        frontier.append(path)
+    while frontier:
+        path = frontier.pop()
+        for name in module_names(path):
+            for importer in importers.get(name, ()):
+                if importer not in reached:
+                    reached[importer] = reached[path]
+                    frontier.append(importer)
+    conftest_dirs = {posixpath.dirname(p) for p in reached if posixpath.basename(p) == "conftest.py"}
+    for path in sources:
+        if not is_test_file(path):
+            continue
+        if path in reached:
+            reason[path] = "changed" if reached[path] == path else f"imports {reached[path]}"
+        else:
+            folder = posixpath.dirname(path)
+            for conftest_dir in conftest_dirs:
+                if conftest_dir == "" or folder == conftest_dir or folder.startswith(conftest_dir + "/"):
+                    reason[path] = f"conftest.py in {conftest_dir or '.'} depends on the change"
+                    break
+    for path in changed:
+        if is_test_file(path) and path not in sources:
+            reason[path] = "changed"
+    return Selection(tuple(sorted(reason)), reason)

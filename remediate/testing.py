@@ -1,0 +1,159 @@
+"""Running the affected tests: a process group with a timeout, no stdin, no secrets, JUnit results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+OUTPUT_TAIL_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class TestFailure:
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TestRun:
+    command: tuple[str, ...]
+    selected: tuple[str, ...]
+    status: str  # passed | failed | error | timed_out | no_tests
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    duration_s: float = 0.0
+    failures: tuple[TestFailure, ...] = ()
+    output_tail: str = ""
+    exit_code: int | None = None
+    selection_reason: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def summary(self) -> str:
+        return (f"{self.status}: {self.passed} passed, {self.failed} failed, {self.errors} errors, "
+                f"{self.skipped} skipped in {self.duration_s:.1f}s")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": list(self.command), "selected": list(self.selected), "status": self.status,
+                "passed": self.passed, "failed": self.failed, "errors": self.errors, "skipped": self.skipped,
+                "duration_s": round(self.duration_s, 3),
+                "failures": [{"name": f.name, "message": f.message} for f in self.failures],
+                "output_tail": self.output_tail, "exit_code": self.exit_code,
+                "selection_reason": dict(self.selection_reason)}
+
+
+def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str) -> list[str]:
+    """`{junit}` and `{tests}` placeholders if the template has them; pytest gets its flags appended."""
+    command: list[str] = []
+    has_tests = any("{tests}" in part for part in template)
+    for part in template:
+        if part == "{tests}":
+            command.extend(tests)
+        else:
+            command.append(part.replace("{junit}", junit_path))
+    if not any("{junit}" in part for part in template) and any("pytest" in part for part in template):
+        command += [f"--junitxml={junit_path}", "-p", "no:cacheprovider", "-q"]
+    if not has_tests:
+        command += list(tests)
+    return command
+
+
+def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env: Mapping[str, str],
+              timeout_s: float, reason: Mapping[str, str] | None = None) -> TestRun:
+    with tempfile.TemporaryDirectory(prefix="remediate-junit-") as tmp:
+        junit = os.path.join(tmp, "junit.xml")
+        command = build_command(template, tests, junit)
+        started = time.monotonic()
+        timed_out = False
+        try:
+            proc = subprocess.Popen(command, cwd=repo, env=dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            return TestRun(tuple(command), tuple(tests), "error", output_tail=f"could not start: {exc}",
+                           selection_reason=reason or {})
+        try:
+            output, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            output, _ = proc.communicate()
+        duration = time.monotonic() - started
+        tail = output.decode("utf-8", errors="replace")[-OUTPUT_TAIL_CHARS:]
+        run = TestRun(tuple(command), tuple(tests), "error", duration_s=duration, output_tail=tail,
+                      exit_code=proc.returncode, selection_reason=reason or {})
+        if timed_out:
+            return _with(run, status="timed_out")
+        if os.path.exists(junit):
+            return _from_junit(run, junit)
+        if proc.returncode == 5:
+            return _with(run, status="no_tests")
+        return _with(run, status="passed" if proc.returncode == 0 else "error")
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _with(run: TestRun, **changes: Any) -> TestRun:
+    from dataclasses import replace
+    return replace(run, **changes)
+
+
+def _from_junit(run: TestRun, path: str) -> TestRun:
+    try:
+        xml = JUnitXml.fromfile(path)
+    except Exception as exc:  # noqa: BLE001 - a broken report is an error result, not a crash
+        return _with(run, status="error", output_tail=f"unreadable JUnit XML: {exc}\n{run.output_tail}")
+    suites = [xml] if xml._tag == "testsuite" else list(xml)
+    passed = failed = errors = skipped = 0
+    failures: list[TestFailure] = []
+    for suite in suites:
+        for case in suite:
+            results = case.result
+            name = f"{case.classname}::{case.name}" if case.classname else case.name
+            if any(isinstance(r, Skipped) for r in results):
+                skipped += 1
+            elif any(isinstance(r, Failure) for r in results):
+                failed += 1
+                failures.append(TestFailure(name, _message(results)))
+            elif any(isinstance(r, Error) for r in results):
+                errors += 1
+                failures.append(TestFailure(name, _message(results)))
+            else:
+                passed += 1
+    if failed:
+        status = "failed"
+    elif errors:
+        status = "error"
+    elif passed == 0:
+        status = "no_tests"  # nothing collected, or everything skipped: not a pass
+    elif run.exit_code not in (0, None):
+        status = "error"  # the runner failed beyond what the report shows (collection, crash)
+    else:
+        status = "passed"
+    return _with(run, status=status, passed=passed, failed=failed, errors=errors, skipped=skipped,
+                 failures=tuple(failures[:20]))
+
+
+def _message(results: list[Any]) -> str:
+    for result in results:
+        text = (result.message or "") + "\n" + (result.text or "")
+        if text.strip():
+            return text.strip()[:1500]
+    return ""
