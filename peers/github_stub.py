@@ -15,7 +15,8 @@ from peers.openapi import OpenAPIChecker
 
 
 class GitHubStub:
-    def __init__(self, owner: str = "acme", repo: str = "user-service", token: str = "ghs_testtoken000000000000000000000000",
+    def __init__(self, owner: str = "acme", repo: str = "user-service",
+                 token: str = "ghs_testtoken000000000000000000000000",
                  default_branch: str = "main", checker: OpenAPIChecker | None = None) -> None:
         self.owner, self.repo, self.token, self.default_branch = owner, repo, token, default_branch
         self.checker = checker

@@ -48,7 +48,8 @@ class SampleRepo:
         return git(self.origin, "log", "--format=%an <%ae>%n%B", "-1", branch)
 
 
-def make_sample_repo(base: Path, config_text: str | None = None, extra_files: dict[str, str] | None = None) -> SampleRepo:
+def make_sample_repo(base: Path, config_text: str | None = None,
+                     extra_files: dict[str, str] | None = None) -> SampleRepo:
     """History: a healthy service, then the commit that introduced the leak; pushed to a bare origin
     and cloned into the workspace, as actions/checkout leaves it."""
     seed = base / "seed"

@@ -37,7 +37,7 @@ class ScriptedLLM:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
                     return self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})

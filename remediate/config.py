@@ -206,11 +206,11 @@ def _index_lines(node: yaml.Node | None, path: tuple[Any, ...], lines: dict[tupl
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, path + (i,), lines)
+            _index_lines(item, (*path, i), lines)
 
 
 def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: str | None) -> UserError:

@@ -75,7 +75,8 @@ def normalise_repo_path(raw: object) -> str:
         raise PathRefused("path_invalid", "path contains control characters")
     path = raw.strip().replace("\\", "/")
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        raise PathRefused("path_outside_repo", f"absolute path {raw!r} is not allowed; use a path relative to the repository root")
+        raise PathRefused("path_outside_repo",
+                          f"absolute path {raw!r} is not allowed; use a path relative to the repository root")
     if any(part == ".." for part in path.split("/")):
         raise PathRefused("path_outside_repo", f"{raw!r} climbs out with '..'")
     path = posixpath.normpath(path)

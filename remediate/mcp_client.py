@@ -123,11 +123,11 @@ class McpHub:
                 for server in self.servers:
                     try:
                         await asyncio.wait_for(self._connect(stack, server), timeout=server.timeout_seconds)
-                    except Exception as exc:  # noqa: BLE001 - every failure becomes one named message
+                    except Exception as exc:
                         raise McpError(f"MCP server {server.name!r} at {server.url}: {describe(exc)}") from None
                 ready.set_result(None)
                 await self._stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - the caller must hear of it, not the thread
+        except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, McpError) else McpError(describe(exc)))
 
@@ -179,7 +179,7 @@ class McpHub:
             return result
         except McpError:
             raise
-        except Exception as exc:  # noqa: BLE001 - named for the model and the report
+        except Exception as exc:
             raise McpError(f"MCP server {tool.server!r} tool {tool.name!r}: {describe(exc)}") from None
         finally:
             self.records.append(McpCallRecord(tool.server, tool.name, ok,

@@ -6,9 +6,9 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ class Run:
             self._traced()
         except UserError as exc:
             self._end("error", "bad_input", exc.one_line())
-        except Exception as exc:  # noqa: BLE001 - a crash in any stage still ends in a report
+        except Exception as exc:
             self._end("error", "internal_error", f"{type(exc).__name__}: {exc}")
             report.warnings.append(self.redact("".join(traceback.format_exception(exc))[-3000:]))
         return report
@@ -140,10 +140,8 @@ class Run:
         event_type = "incident"
         repo = self.request.repo
         # The event type is configurable, but the config is read after the incident: peek at it.
-        try:
+        with suppress(UserError):
             event_type = load_config(repo, self.request.inputs.get("config")).trigger.event_type
-        except UserError:
-            pass
         return incident_mod.from_event(self.request.event_name, self.request.event, self.request.inputs,
                                        event_type=event_type)
 
@@ -161,7 +159,7 @@ class Run:
     # ------------------------------------------------------------------------------------------
     def _remediate(self) -> None:
         assert self.config and self.incident
-        config, incident, env = self.config, self.incident, self.request.environ
+        config, env = self.config, self.request.environ
         self.git = Git(self.request.repo.resolve(), scrubbed_env(env))
         self._preflight()
         api_key = env.get(config.llm.api_key_env) or ""
@@ -337,7 +335,7 @@ class Run:
             self.report.escalation = escalate_to_issue(repo, self.incident,
                                                        self.redact(render_escalation(self.report)),
                                                        self.report.reason, escalation_config)
-        except Exception as exc:  # noqa: BLE001 - a failing channel is reported, never fatal
+        except Exception as exc:
             self.report.escalation = Escalation((), None, None, ("github_issue",))
             self.report.warnings.append(self.redact(f"escalation issue failed: {exc}"))
 
@@ -384,7 +382,7 @@ def _current_branch(git: Git) -> str | None:
 def finish(run: Run, report_path: Path | None) -> int:
     """Write the report, the outputs and the summary; flush telemetry. Runs for every outcome."""
     report = run.report
-    report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     slug = run.incident.branch_slug if run.incident else "unknown"
     path = report_path or default_report_path(run.request.environ, slug)
     try:

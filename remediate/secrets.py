@@ -66,12 +66,11 @@ class Redactor:
 
 
 def scrubbed_env(environ: Mapping[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
-    """An allowlisted environment for child processes; `passthrough` names are the config's explicit choice."""
+    """An allowlisted environment for child processes; `passthrough` names are the config's choice."""
     allowed = set(passthrough)
     env = {}
     for name, value in environ.items():
-        if name in allowed:
-            env[name] = value
-        elif (name in _SAFE_ENV or name.startswith(_SAFE_PREFIXES)) and not _SECRET_NAME.search(name):
+        safe = (name in _SAFE_ENV or name.startswith(_SAFE_PREFIXES)) and not _SECRET_NAME.search(name)
+        if name in allowed or safe:
             env[name] = value
     return env

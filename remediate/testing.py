@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,10 +105,8 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _with(run: TestRun, **changes: Any) -> TestRun:
@@ -118,7 +117,7 @@ def _with(run: TestRun, **changes: Any) -> TestRun:
 def _from_junit(run: TestRun, path: str) -> TestRun:
     try:
         xml = JUnitXml.fromfile(path)
-    except Exception as exc:  # noqa: BLE001 - a broken report is an error result, not a crash
+    except Exception as exc:
         return _with(run, status="error", output_tail=f"unreadable JUnit XML: {exc}\n{run.output_tail}")
     suites = [xml] if xml._tag == "testsuite" else list(xml)
     passed = failed = errors = skipped = 0

@@ -103,7 +103,7 @@ class Workspace:
         for patched in patch:
             if patched.is_binary_file:
                 raise PatchError("binary patches are not allowed")
-            if "120000" in (patched.patch_info and str(patched.patch_info) or ""):
+            if "120000" in str(patched.patch_info or ""):
                 raise PathRefused("symlink", "patches that create symlinks are not allowed")
             source = None if patched.is_added_file else self.resolve(_strip_prefix(patched.source_file))
             target = None if patched.is_removed_file else self.resolve(_strip_prefix(patched.target_file))
