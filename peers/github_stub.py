@@ -98,6 +98,7 @@ class GitHubStub:
             ("GET", r"/issues", lambda m: (200, [i for i in self.issues if i["state"] == query.get("state", "open")])),
             ("POST", r"/issues", lambda m: self._create_issue(body)),
             ("GET", r"/issues/(\d+)", lambda m: self._get(self.issues, int(m[1]))),
+            ("PATCH", r"/issues/(\d+)", lambda m: self._edit_issue(int(m[1]), body)),
             ("POST", r"/issues/(\d+)/comments", lambda m: self._comment(int(m[1]), body)),
             ("POST", r"/issues/(\d+)/labels", lambda m: self._add_labels(int(m[1]), body)),
             ("GET", r"/labels/([^/]+)", lambda m: self._get_label(m[1])),
@@ -181,6 +182,21 @@ class GitHubStub:
                  "html_url": f"https://github.example/{self.owner}/{self.repo}/issues/{number}"}
         self.issues.append(issue)
         return 201, self._public(issue)
+
+    def _edit_issue(self, number: int, body: dict[str, Any]) -> tuple[int, Any]:
+        issue = next((i for i in self.issues if i["number"] == number), None)
+        if issue is None:
+            return 404, {"message": "Not Found"}
+        for key in ("title", "body", "state"):
+            if key in body:
+                issue[key] = body[key]
+        if "labels" in body:
+            labels = [self._label_json(n if isinstance(n, str) else n["name"]) for n in body["labels"]]
+            issue["labels"] = labels
+            for pr in self.pulls:
+                if pr["number"] == number:
+                    pr["labels"] = labels
+        return 200, self._public(issue)
 
     def _comment(self, number: int, body: dict[str, Any]) -> tuple[int, Any]:
         if not any(i["number"] == number for i in self.issues):

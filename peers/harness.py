@@ -44,6 +44,11 @@ class SampleRepo:
         out = git(self.origin, "for-each-ref", "--format=%(refname:short)", "refs/heads")
         return sorted(out.split())
 
+    def fresh_clone(self, path: Path) -> SampleRepo:
+        """Another checkout of the same origin, as the next workflow run gets."""
+        git(path.parent, "clone", "-q", str(self.origin), str(path))
+        return SampleRepo(path, self.origin, self.bug_commit)
+
     def remote_log(self, branch: str) -> str:
         return git(self.origin, "log", "--format=%an <%ae>%n%B", "-1", branch)
 
@@ -163,7 +168,7 @@ def run_action(base: Path, workspace: Path, event_name: str, event: dict[str, An
                env: dict[str, str], timeout: float = 180) -> ActionRun:
     """Run entrypoint.py as the runner runs a container action's entrypoint."""
     commands = base / "_runner_file_commands"
-    commands.mkdir(exist_ok=True)
+    commands.mkdir(parents=True, exist_ok=True)
     output_file, summary_file = commands / "set_output", commands / "step_summary"
     output_file.write_text("")
     summary_file.write_text("")

@@ -7,7 +7,7 @@ from typing import Any
 
 from remediate.changes import ChangeSet
 from remediate.config import DeliveryConfig
-from remediate.gh import GitHubError, ensure_labels, explain
+from remediate.gh import GitHubError, add_labels, ensure_labels, explain
 from remediate.gitops import Git, GitError
 from remediate.incident import Incident
 from remediate.report import PullRequest
@@ -33,7 +33,18 @@ def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: Deli
                   trace_id: str, summary: str | None) -> Commit:
     branch = f"{config.branch_prefix}{incident.branch_slug}"
     git.run("check-ref-format", "--branch", branch)
+    original = git.out("symbolic-ref", "--short", "-q", "HEAD") if git.run(
+        "symbolic-ref", "-q", "HEAD", check=False).returncode == 0 else git.head()
     git.run("checkout", "-q", "-B", branch)
+    try:
+        return _commit(git, changes, incident, config, branch, base_branch, trace_id, summary)
+    finally:
+        # Leave the checkout on the branch it was on; the fix lives on the hotfix branch.
+        git.run("checkout", "-q", original, check=False)
+
+
+def _commit(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, branch: str,
+            base_branch: str, trace_id: str, summary: str | None) -> Commit:
     paths = sorted(changes.files_touched)
     # Exactly the vetted paths: never `git add -A`, whatever else the tests left in the tree.
     git.run("add", "--all", "--", *paths)
@@ -55,7 +66,7 @@ def push(git: Git, commit: Commit, token: str | None) -> None:
     remote = git.run("ls-remote", "origin", ref, token=token).stdout.decode().split()
     lease = remote[0] if remote else ""
     try:
-        git.run("push", "-q", f"--force-with-lease={ref}:{lease}", "origin", f"HEAD:{ref}", token=token)
+        git.run("push", "-q", f"--force-with-lease={ref}:{lease}", "origin", f"{commit.sha}:{ref}", token=token)
     except GitError as exc:
         raise DeliveryError(f"push of {commit.branch} was rejected: {exc}") from None
 
@@ -65,7 +76,7 @@ def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, 
 
     try:
         owner = repo.owner.login
-        existing = list(repo.get_pulls(state="open", head=f"{owner}:{commit.branch}", base=commit.base_branch))
+        existing = list(repo.get_pulls(state="open", head=f"{owner}:{commit.branch}"))
         if existing:
             pr = existing[0]
             pr.edit(body=body)
@@ -78,7 +89,7 @@ def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, 
             created = True
         if config.labels:
             ensure_labels(repo, config.labels)
-            pr.add_to_labels(*config.labels)
+            add_labels(repo, pr.number, config.labels)
         if created and (config.reviewers or config.team_reviewers):
             pr.create_review_request(reviewers=config.reviewers, team_reviewers=config.team_reviewers)
     except GithubException as exc:

@@ -41,6 +41,16 @@ def ensure_labels(repo: Any, names: list[str], color: str = "d93f0b") -> None:
                     raise
 
 
+def add_labels(repo: Any, number: int, names: list[str]) -> None:
+    """Through the issue's PATCH with the union of labels: PyGithub's add_to_labels posts a bare array,
+    a form GitHub's OpenAPI description of that endpoint no longer admits."""
+    issue = repo.get_issue(number)
+    current = [label.name for label in issue.labels]
+    wanted = current + [n for n in names if n not in current]
+    if wanted != current:
+        issue.edit(labels=wanted)
+
+
 def explain(exc: Any, doing: str) -> str:
     status = getattr(exc, "status", None)
     data = getattr(exc, "data", None)

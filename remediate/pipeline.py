@@ -303,7 +303,10 @@ class Run:
         env = self.request.environ
         with self.telemetry.span("github get_repo"):  # type: ignore[union-attr]
             repo = connect_repo(self.github_token or "", _api_url(env), env.get("GITHUB_REPOSITORY", ""))
-        base = self.config.delivery.base_branch or _current_branch(self.git) or repo.default_branch
+        current = _current_branch(self.git)
+        if current and current.startswith(self.config.delivery.branch_prefix):
+            current = None  # a checkout of an earlier hotfix is no base for the next one
+        base = self.config.delivery.base_branch or current or repo.default_branch
         with self.telemetry.span("git commit"):  # type: ignore[union-attr]
             commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
                                    self.report.trace_id, self.report.agent_summary)
