@@ -58,10 +58,10 @@ def sanitise_ref_component(raw: str) -> str:
     """A git-ref-safe, shell-inert slug for an untrusted id; a hash suffix keeps distinct ids distinct."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", raw)
     slug = re.sub(r"\.{2,}", ".", slug)
-    slug = re.sub(r"-{2,}", "-", slug).strip(".-")
+    slug = re.sub(r"-{2,}", "-", slug).strip("._-")
     if slug.lower().endswith(".lock"):
         slug = slug[: -len(".lock")]
-    slug = slug[:60].strip(".-")
+    slug = slug[:60].strip("._-")
     if slug != raw or not slug:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
         slug = f"{slug}-{digest}" if slug else f"incident-{digest}"

@@ -26,6 +26,8 @@ class TestFailure:
 
 @dataclass(frozen=True)
 class TestRun:
+    __test__ = False  # a result type, not a pytest test class
+
     command: tuple[str, ...]
     selected: tuple[str, ...]
     status: str  # passed | failed | error | timed_out | no_tests

@@ -215,7 +215,7 @@ class Toolbox:
         return self.refuse(tool, verdict.target or target, verdict.rule, verdict.detail)
 
     def _tool_edit_file(self, path: str, old_str: str, new_str: str) -> str:
-        clean = self.workspace.resolve(path)
+        clean = self.workspace.writable(path)
         current = self.workspace.read(clean)
         if current is None:
             return f"ERROR: {clean} does not exist; use write_file to create it."
@@ -227,7 +227,7 @@ class Toolbox:
         return self._verdict_text("edit_file", verdict, clean)
 
     def _tool_write_file(self, path: str, content: str) -> str:
-        clean = self.workspace.resolve(path)
+        clean = self.workspace.writable(path)
         return self._verdict_text("write_file", self.workspace.propose_content("write_file", clean, content), clean)
 
     def _tool_apply_patch(self, patch: str) -> str:

@@ -12,7 +12,14 @@ from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
 from remediate.changes import ChangeSet
-from remediate.guardrails import PathRefused, Verdict, WritePolicy, check_change_set, normalise_repo_path
+from remediate.guardrails import (
+    PathRefused,
+    Verdict,
+    WritePolicy,
+    check_change_set,
+    check_path,
+    normalise_repo_path,
+)
 
 MAX_FILE_BYTES = 2_000_000
 
@@ -41,6 +48,14 @@ class Workspace:
                 raise PathRefused("symlink", f"{path} goes through the symlink {current.relative_to(self.root)}")
         if not str(current.resolve()).startswith(str(self.root) + os.sep):
             raise PathRefused("path_outside_repo", f"{path} resolves outside the repository")
+        return path
+
+    def writable(self, raw: object) -> str:
+        """Resolve a write target and refuse it before anything else is said about it."""
+        path = self.resolve(raw)
+        verdict = check_path(path, self.policy)
+        if not verdict.allowed:
+            raise PathRefused(verdict.rule, verdict.detail)
         return path
 
     def original(self, path: str) -> str | None:
@@ -99,6 +114,7 @@ class Workspace:
             raise PatchError(f"the patch does not parse: {exc}") from None
         if not len(patch):
             raise PatchError("the patch contains no file changes")
+        _check_counts(patch_text, patch)
         results: list[tuple[str | None, str | None, str | None]] = []
         for patched in patch:
             if patched.is_binary_file:
@@ -152,6 +168,17 @@ class Workspace:
         for target in removals:
             if target.is_file() and not target.is_symlink():
                 target.unlink()
+
+
+def _check_counts(patch_text: str, patch: PatchSet) -> None:
+    """unidiff trusts the @@ counts and drops body lines beyond them; a patch that says less than it
+    shows must not apply as if it were whole."""
+    body = [line for line in patch_text.splitlines() if not line.startswith(("+++", "---"))]
+    shown = sum(1 for line in body if line.startswith(("+", "-")))
+    parsed = sum(1 for patched in patch for hunk in patched for line in hunk if line.is_added or line.is_removed)
+    if shown != parsed:
+        raise PatchError(f"the @@ line counts do not match the hunk bodies ({shown} added/removed lines shown, "
+                         f"{parsed} covered by the headers); fix the counts or use edit_file")
 
 
 def _strip_prefix(name: str) -> str:

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from remediate.config import load_config
+from remediate.errors import UserError
+
+ARCHITECT = """llm: {model: openai/gpt-4.1, api_key_env: OPENAI_API_KEY}
+mcp:
+  servers:
+    - name: datadog
+      url: http://datadog-mcp-bridge:8082/mcp
+      auth: {type: bearer, token_env: DD_MCP_TOKEN}
+guardrails:
+  max_files_modified: 3
+  protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
+  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
+costs: {budget_usd: 1.00}
+telemetry: {enabled: true, exporter: otlp, endpoint: http://otel-collector:4317}
+"""
+
+
+def _repo(tmp_path: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_architect_config_loads_unchanged(tmp_path):
+    config = load_config(_repo(tmp_path, **{".architect.yaml": ARCHITECT}))
+    assert config.source == ".architect.yaml"
+    assert config.llm.model == "openai/gpt-4.1" and config.llm.api_model == "gpt-4.1"
+    server = config.mcp.servers[0]
+    assert (server.name, server.url, server.auth.token_env) == ("datadog", "http://datadog-mcp-bridge:8082/mcp",
+                                                               "DD_MCP_TOKEN")
+    assert config.guardrails.blocked_commands[0] == "kubectl apply"
+    assert config.costs.budget_usd == 1.0
+    assert config.telemetry.enabled and config.telemetry.endpoint == "http://otel-collector:4317"
+
+
+def test_remediate_yaml_is_preferred_and_inputs_override(tmp_path):
+    repo = _repo(tmp_path, **{".architect.yaml": ARCHITECT, ".remediate.yaml": "llm: {model: gpt-4.1-mini}\n"})
+    config = load_config(repo)
+    assert config.source == ".remediate.yaml" and config.llm.model == "gpt-4.1-mini"
+    overridden = load_config(repo, overrides={"model": "gpt-5", "budget-usd": "0.25", "base-branch": "release"})
+    assert (overridden.llm.model, overridden.costs.budget_usd, overridden.delivery.base_branch) == (
+        "gpt-5", 0.25, "release")
+
+
+def test_no_file_gives_defaults(tmp_path):
+    config = load_config(tmp_path)
+    assert config.source is None and config.guardrails.max_files_modified == 3 and config.mcp.servers == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("llm:\n  model: x\n  modle: y\n", ".remediate.yaml:3: llm.modle: unknown key"),
+    ("guardrails:\n  max_files_modified: three\n", ".remediate.yaml:2: guardrails.max_files_modified: "),
+    ("costs:\n  budget_usd: -1\n", ".remediate.yaml:2: costs.budget_usd: "),
+    ("mcp:\n  servers:\n    - name: a\n      url: http://x\n      auth: {type: basic, token_env: T}\n",
+     ".remediate.yaml:5: mcp.servers[0].auth.type: "),
+    ("mcp:\n  servers:\n    - name: a\n", ".remediate.yaml:3: mcp.servers[0]: a server needs a url"),
+    ("llm:\n  model: [x\n", ".remediate.yaml:3: invalid YAML"),
+    ("- just\n- a list\n", ".remediate.yaml:1: expected a mapping"),
+    ("telemetry:\n  enabled: maybe\n", ".remediate.yaml:2: telemetry.enabled: "),
+])
+def test_errors_name_the_key_path_and_line(tmp_path, text, expected):
+    with pytest.raises(UserError) as err:
+        load_config(_repo(tmp_path, **{".remediate.yaml": text}))
+    assert err.value.one_line().startswith(expected)
+    assert "\n" not in err.value.one_line()
+
+
+def test_bad_override_and_missing_explicit_file(tmp_path):
+    with pytest.raises(UserError, match="budget-usd"):
+        load_config(tmp_path, overrides={"budget-usd": "a dollar"})
+    with pytest.raises(UserError, match="file not found"):
+        load_config(tmp_path, explicit="ops/remediate.yaml")
+
+
+def test_test_command_accepts_a_string(tmp_path):
+    config = load_config(_repo(tmp_path, **{".remediate.yaml": "tests:\n  command: python -m pytest -x\n"}))
+    assert config.tests.command == ["python", "-m", "pytest", "-x"]

@@ -1,0 +1,45 @@
+import pytest
+
+from remediate.secrets import REDACTED, Redactor, scrubbed_env
+
+
+@pytest.mark.parametrize("text", [
+    "key AKIAIOSFODNN7EXAMPLE used",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+    "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+    "curl -H 'authorization: token abcdef123456'",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    "OPENAI key sk-proj-abcdefghijklmnopqrstuvwxyz123456",
+    "slack xoxb-1234567890-abcdefghij",
+    "password=hunter2hunter2",
+])
+def test_common_secret_formats_are_redacted(text):
+    redacted = Redactor()(text)
+    assert REDACTED in redacted
+    for word in ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "ghp_abc", "github_pat_11", "eyJhbGci", "abcdef123456",
+                 "MIIEowIBAAKCAQEA", "sk-proj-abc", "xoxb-123", "hunter2"):
+        assert word not in redacted
+
+
+def test_registered_values_are_redacted_everywhere():
+    redact = Redactor()
+    redact.add("my-mcp-token-value", None, "abc")
+    assert redact("x my-mcp-token-value y") == f"x {REDACTED} y"
+    assert redact("abc stays") == "abc stays"  # too short to be a credential; redacting it would shred text
+    assert redact.deep({"a": ["my-mcp-token-value", 1], "b": {"c": "my-mcp-token-value"}}) == {
+        "a": [REDACTED, 1], "b": {"c": REDACTED}}
+
+
+def test_ordinary_text_is_untouched():
+    text = "Memory leak in UserService.process_queue() caused by commit abc123; rss=900MiB"
+    assert Redactor()(text) == text
+
+
+def test_child_environment_is_an_allowlist():
+    env = {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8", "GITHUB_TOKEN": "t", "OPENAI_API_KEY": "k",
+           "INPUT_GITHUB-TOKEN": "t", "DD_MCP_TOKEN": "m", "AWS_SECRET_ACCESS_KEY": "s", "LC_ALL": "C",
+           "DATABASE_URL": "postgres://u:p@h/db", "APP_MODE": "test"}
+    assert scrubbed_env(env) == {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C"}
+    assert scrubbed_env(env, passthrough=["APP_MODE"])["APP_MODE"] == "test"

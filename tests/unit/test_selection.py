@@ -1,0 +1,52 @@
+from remediate.selection import imported_modules, module_names, select_affected_tests
+
+SOURCES = {
+    "app/__init__.py": "",
+    "app/users/__init__.py": "",
+    "app/users/store.py": "class UserStore: ...\n",
+    "app/users/service.py": "from app.users.store import UserStore\n",
+    "app/users/api.py": "from .service import UserService\n",
+    "app/billing.py": "import json\n",
+    "tests/test_store.py": "from app.users import store\n",
+    "tests/test_service.py": "from app.users.service import UserService\n",
+    "tests/test_api.py": "import app.users.api\n",
+    "tests/test_billing.py": "from app import billing\n",
+    "tests/web/conftest.py": "from app.users.service import UserService\n",
+    "tests/web/test_pages.py": "def test_page(): ...\n",
+    "src/pkg/core.py": "X = 1\n",
+    "tests/test_core.py": "from pkg.core import X\n",
+}
+
+
+def test_module_names_cover_plain_and_src_layouts():
+    assert {"app.users.service", "users.service", "service"} <= module_names("app/users/service.py")
+    assert "pkg.core" in module_names("src/pkg/core.py")
+    assert "app.users" in module_names("app/users/__init__.py")
+
+
+def test_relative_and_from_imports_resolve():
+    assert "app.users.service" in imported_modules("app/users/api.py", SOURCES["app/users/api.py"])
+    assert "app.users.store" in imported_modules("tests/test_store.py", SOURCES["tests/test_store.py"])
+
+
+def test_transitive_importers_and_conftest_chains():
+    selection = select_affected_tests(SOURCES, ["app/users/store.py"])
+    assert selection.tests == ("tests/test_api.py", "tests/test_service.py", "tests/test_store.py",
+                               "tests/web/test_pages.py")
+    assert selection.reason["tests/test_api.py"] == "imports app/users/store.py"
+    assert selection.reason["tests/web/test_pages.py"].startswith("conftest.py in tests/web")
+
+
+def test_unrelated_change_selects_only_its_tests():
+    assert select_affected_tests(SOURCES, ["app/billing.py"]).tests == ("tests/test_billing.py",)
+    assert select_affected_tests(SOURCES, ["src/pkg/core.py"]).tests == ("tests/test_core.py",)
+
+
+def test_changed_and_new_test_files_are_selected():
+    selection = select_affected_tests(SOURCES, ["tests/test_new.py", "tests/test_billing.py"])
+    assert selection.tests == ("tests/test_billing.py", "tests/test_new.py")
+    assert selection.reason["tests/test_new.py"] == "changed"
+
+
+def test_nothing_selected_for_non_python_change():
+    assert select_affected_tests(SOURCES, ["docs/index.md"]).tests == ()

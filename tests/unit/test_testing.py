@@ -1,0 +1,83 @@
+"""The test runner against real pytest subprocesses in a scratch project."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from remediate.testing import build_command, run_tests
+
+PYTEST = [sys.executable, "-m", "pytest"]
+
+
+def _project(tmp_path: Path, **tests: str) -> Path:
+    for name, body in tests.items():
+        (tmp_path / f"{name}.py").write_text(body)
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": os.environ["PATH"]}
+
+
+def test_pass_fail_and_skip_are_counted_from_junit(tmp_path):
+    repo = _project(tmp_path, test_a="import pytest\ndef test_ok(): pass\n@pytest.mark.skip\ndef test_s(): pass\n",
+                    test_b="def test_bad():\n    assert 1 == 2, 'numbers differ'\n")
+    run = run_tests(repo, PYTEST, ["test_a.py", "test_b.py"], env=_env(), timeout_s=60)
+    assert (run.status, run.passed, run.failed, run.skipped) == ("failed", 1, 1, 1)
+    assert run.failures[0].name == "test_b::test_bad" and "numbers differ" in run.failures[0].message
+    assert "1 failed" in run.output_tail
+
+
+def test_passing_selection(tmp_path):
+    repo = _project(tmp_path, test_a="def test_ok(): pass\n")
+    run = run_tests(repo, PYTEST, ["test_a.py"], env=_env(), timeout_s=60)
+    assert run.ok and run.passed == 1 and run.exit_code == 0
+
+
+def test_collection_error_is_an_error_not_a_pass(tmp_path):
+    repo = _project(tmp_path, test_a="import nonexistent_module_xyz\ndef test_ok(): pass\n")
+    run = run_tests(repo, PYTEST, ["test_a.py"], env=_env(), timeout_s=60)
+    assert run.status == "error" and not run.ok
+
+
+def test_no_tests_collected(tmp_path):
+    repo = _project(tmp_path, test_a="x = 1\n")
+    assert run_tests(repo, PYTEST, ["test_a.py"], env=_env(), timeout_s=60).status == "no_tests"
+
+
+def test_timeout_kills_the_whole_process_tree(tmp_path):
+    marker = tmp_path / "grandchild.pid"
+    repo = _project(tmp_path, test_slow=f"""import subprocess, sys, time
+def test_hangs():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    open({str(marker)!r}, "w").write(str(child.pid))
+    time.sleep(120)
+""")
+    started = time.monotonic()
+    run = run_tests(repo, PYTEST, ["test_slow.py"], env=_env(), timeout_s=3)
+    assert run.status == "timed_out" and time.monotonic() - started < 30
+    pid = int(marker.read_text())
+    time.sleep(0.2)
+    # Gone, or a zombie waiting for init to reap it: either way no longer running.
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_tests_see_only_the_environment_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_should_not_leak")
+    repo = _project(tmp_path, test_env="import os\ndef test_env():\n    assert 'GITHUB_TOKEN' not in os.environ\n")
+    assert run_tests(repo, PYTEST, ["test_env.py"], env=_env(), timeout_s=60).ok
+
+
+def test_stdin_is_closed(tmp_path):
+    repo = _project(tmp_path, test_in="import sys\ndef test_in():\n    assert sys.stdin.read() == ''\n")
+    run = run_tests(repo, [*PYTEST, "-s"], ["test_in.py"], env=_env(), timeout_s=60)
+    assert run.ok
+
+
+def test_command_templates():
+    assert build_command(["pytest"], ["t.py"], "/j.xml") == ["pytest", "--junitxml=/j.xml", "-p", "no:cacheprovider",
+                                                             "-q", "t.py"]
+    assert build_command(["gotestsum", "--junitfile", "{junit}", "--", "{tests}"], ["./pkg"], "/j.xml") == [
+        "gotestsum", "--junitfile", "/j.xml", "--", "./pkg"]
