@@ -85,7 +85,19 @@ def _escape(message: str) -> str:
     return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def default_report_path(environ: Mapping[str, str], incident_slug: str) -> Path:
-    """Outside the repository, so the report is never committed."""
-    base = environ.get("RUNNER_TEMP") or environ.get("TMPDIR") or "/tmp"
-    return Path(base) / "remediate" / f"report-{incident_slug}.json"
+CONTAINER_HOME = Path("/github/home")
+
+
+def report_location(environ: Mapping[str, str], incident_slug: str,
+                    container_home: Path = CONTAINER_HOME) -> tuple[Path, str]:
+    """Where to write the report (outside the repository, so it is never committed) and the path a later
+    step of the job reads it at. In a container action RUNNER_TEMP names a host folder that is not
+    mounted (actions/runner#1984); /github/home is, at RUNNER_TEMP/_github_home on the host."""
+    name = Path("remediate") / f"report-{incident_slug}.json"
+    runner_temp = environ.get("RUNNER_TEMP")
+    if runner_temp and Path(runner_temp).is_dir():
+        return Path(runner_temp) / name, str(Path(runner_temp) / name)
+    if runner_temp and container_home.is_dir():
+        return container_home / name, str(Path(runner_temp) / "_github_home" / name)
+    base = Path(environ.get("TMPDIR") or "/tmp")
+    return base / name, str(base / name)

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 
 from remediate import incident as incident_mod
-from remediate.actions import Runner, default_report_path
+from remediate.actions import Runner, report_location
 from remediate.agent import Agent
 from remediate.budget import BudgetMeter, price_for
 from remediate.config import Config, TelemetryConfig, load_config
@@ -387,7 +387,7 @@ def finish(run: Run, report_path: Path | None) -> int:
     report = run.report
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     slug = run.incident.branch_slug if run.incident else "unknown"
-    path = report_path or default_report_path(run.request.environ, slug)
+    path, shown_path = (report_path, str(report_path)) if report_path else report_location(run.request.environ, slug)
     try:
         report.write(path, run.redact)
     except OSError as exc:
@@ -397,10 +397,10 @@ def finish(run: Run, report_path: Path | None) -> int:
                "pr-url": report.pr.url if report.pr else "", "pr-number": str(report.pr.number) if report.pr else "",
                "branch": report.pr.branch if report.pr else "", "trace-id": report.trace_id,
                "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),
-               "report-path": str(path),
+               "report-path": shown_path,
                "escalation-url": report.escalation.issue_url or "" if report.escalation else ""}
     runner.set_outputs(outputs)
-    runner.write_summary(run.redact(render_summary(report, str(path))))
+    runner.write_summary(run.redact(render_summary(report, shown_path)))
     if report.outcome == "error":
         runner.error(report.detail or report.reason)
     elif report.outcome == "escalated":
@@ -410,7 +410,7 @@ def finish(run: Run, report_path: Path | None) -> int:
             runner.warning(warning.splitlines()[0][:300])
     runner.log(json.dumps({"outcome": report.outcome, "reason": report.reason, "pr": outputs["pr-url"] or None,
                            "escalation": outputs["escalation-url"] or None, "trace_id": report.trace_id,
-                           "cost_usd": report.cost_usd, "report": str(path)}))
+                           "cost_usd": report.cost_usd, "report": shown_path}))
     if run.telemetry:
         run.telemetry.shutdown()
     return report.exit_code

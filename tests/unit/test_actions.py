@@ -1,7 +1,7 @@
 import io
 
 from peers.harness import parse_outputs
-from remediate.actions import Runner, default_report_path, read_inputs
+from remediate.actions import Runner, read_inputs, report_location
 
 
 def test_inputs_keep_hyphens_like_the_runner():
@@ -31,4 +31,13 @@ def test_annotations_masks_and_groups_in_actions_only():
 
 
 def test_report_goes_under_runner_temp(tmp_path):
-    assert default_report_path({"RUNNER_TEMP": str(tmp_path)}, "INC-1") == tmp_path / "remediate/report-INC-1.json"
+    path, shown = report_location({"RUNNER_TEMP": str(tmp_path)}, "INC-1")
+    assert path == tmp_path / "remediate/report-INC-1.json" and shown == str(path)
+
+
+def test_in_a_container_action_the_report_goes_to_the_mounted_home(tmp_path):
+    home = tmp_path / "github-home"
+    home.mkdir()
+    path, shown = report_location({"RUNNER_TEMP": "/home/runner/work/_temp"}, "INC-1", container_home=home)
+    assert path == home / "remediate/report-INC-1.json"
+    assert shown == "/home/runner/work/_temp/_github_home/remediate/report-INC-1.json"
