@@ -27,6 +27,7 @@ class GitHubStub:
         self.journal: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.fail_next: dict[str, int] = {}  # "POST /pulls" -> HTTP status to answer once
+        self.garbage_next: set[str] = set()  # "POST /pulls" -> answer 201 with a body that is not JSON, once
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -57,8 +58,19 @@ class GitHubStub:
                         stub.violations += stub.checker.check(self.command, url.path, query, body)
                     if self.headers.get("Authorization") not in (f"token {stub.token}", f"Bearer {stub.token}"):
                         return self._send(401, {"message": "Bad credentials"})
+                    short = stub.short(self.command, url.path)
+                    if short in stub.garbage_next:
+                        stub.garbage_next.discard(short)
+                        return self._raw(201, b"<html>proxy error</html>")
                     status, payload = stub.route(self.command, url.path, query, body)
                 self._send(status, payload)
+
+            def _raw(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
 
@@ -80,12 +92,17 @@ class GitHubStub:
             self._server.server_close()
 
     # --------------------------------------------------------------------------------------
+    def short(self, method: str, path: str) -> str:
+        """`POST /pulls`, `PATCH /issues/N`: the key for scripted failures."""
+        rest = path.removeprefix(f"/repos/{self.owner}/{self.repo}")
+        return f"{method} " + (re.sub(r"/\d+", "/N", rest) or "/")
+
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         prefix = f"/repos/{self.owner}/{self.repo}"
         if not path.startswith(prefix):
             return 404, {"message": "Not Found"}
         rest = path[len(prefix):]
-        short = f"{method} " + (re.sub(r"/\d+", "/N", rest) or "/")
+        short = self.short(method, path)
         if short in self.fail_next:
             return self.fail_next.pop(short), {"message": "scripted failure"}
         routes = [

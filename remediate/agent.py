@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from remediate.budget import BudgetExhausted, BudgetMeter
-from remediate.llm import ChatModel, Completion
+from remediate.llm import ChatModel, Completion, LLMError
 from remediate.telemetry import Telemetry
 from remediate.tools import Finished, GaveUp, RefusalLimit, Toolbox
 
@@ -56,6 +58,7 @@ class Agent:
     max_calls: int
     max_seconds: float
     max_tokens: int
+    retries: int = 2
     messages: list[dict[str, Any]] = field(default_factory=list)
     per_call: list[dict[str, Any]] = field(default_factory=list)
 
@@ -90,17 +93,32 @@ class Agent:
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": observation})
 
     def query(self, deadline: float) -> Completion:
-        if len(self.per_call) >= self.max_calls:
-            raise LimitReached("max_llm_calls", f"the LLM-call cap of {self.max_calls} was reached")
-        if time.monotonic() > deadline:
-            raise LimitReached("wall_time", f"the wall-time limit of {self.max_seconds:.0f}s was reached")
         tools = self.toolbox.schemas()
-        request_bytes = len(json.dumps({"messages": self.messages, "tools": tools}).encode())
-        max_tokens, reserved = self.meter.reserve(request_bytes, self.max_tokens)
+        for attempt in range(self.retries + 1):
+            if len(self.per_call) >= self.max_calls:
+                raise LimitReached("max_llm_calls", f"the LLM-call cap of {self.max_calls} was reached")
+            if time.monotonic() > deadline:
+                raise LimitReached("wall_time", f"the wall-time limit of {self.max_seconds:.0f}s was reached")
+            request_bytes = len(json.dumps({"messages": self.messages, "tools": tools}).encode())
+            max_tokens, reserved = self.meter.reserve(request_bytes, self.max_tokens)
+            try:
+                return self._call(tools, request_bytes, max_tokens, reserved)
+            except LLMError as exc:
+                cost = self.meter.record_failure(reserved, exc.maybe_billed)
+                self.per_call.append({"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
+                                      "cost_usd": round(cost.cost_usd, 6), "reserved_usd": round(reserved, 6),
+                                      "usage_reported": False, "tool_calls": [], "error": str(exc)})
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                time.sleep(min(0.5 * 2 ** attempt, 8.0))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _call(self, tools: list[dict[str, Any]], request_bytes: int, max_tokens: int, reserved: float) -> Completion:
         model = self.model.model
         with self.telemetry.span(f"chat {model}", {
                 "gen_ai.operation.name": "chat", "gen_ai.provider.name": self.provider,
-                "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens}) as span:
+                "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens},
+                kind=SpanKind.CLIENT) as span:
             completion = self.model.complete(self.messages, tools, max_tokens)
             if completion.usage_reported:
                 usage = (completion.input_tokens, completion.cached_tokens, completion.output_tokens)
@@ -111,6 +129,7 @@ class Agent:
             cost = self.meter.record(request_bytes, reserved, *usage, completion_bytes=completion_bytes)
             span.set_attribute("gen_ai.usage.input_tokens", cost.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", cost.output_tokens)
+            span.set_attribute("remediate.cost_usd", round(cost.cost_usd, 6))
             if completion.finish_reason:
                 span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason])
         self.per_call.append({"input_tokens": cost.input_tokens, "cached_tokens": cost.cached_tokens,

@@ -117,6 +117,13 @@ class BudgetMeter:
                 f"${prompt_cost + self.min_output_tokens * self.price.output / 1e6:.4f}")
         return granted, prompt_cost + granted * self.price.output / 1e6
 
+    def record_failure(self, reserved_usd: float, maybe_billed: bool) -> CallCost:
+        """An attempt that returned no usage: charged its reservation when the provider may have billed it
+        (no answer came back), nothing when it answered with an error status."""
+        cost = CallCost(0, 0, 0, reserved_usd if maybe_billed else 0.0, reserved_usd)
+        self.calls.append(cost)
+        return cost
+
     def record(self, request_bytes: int, reserved_usd: float, input_tokens: int, cached_tokens: int,
                output_tokens: int, completion_bytes: int = 0) -> CallCost:
         cost = CallCost(input_tokens, cached_tokens, output_tokens,

@@ -10,7 +10,12 @@ from remediate.config import LLMConfig
 
 
 class LLMError(Exception):
-    """The endpoint failed after the client's own retries."""
+    """One failed attempt; the agent decides whether to retry and what it cost."""
+
+    def __init__(self, message: str, *, retryable: bool, maybe_billed: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.maybe_billed = maybe_billed
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,8 @@ class OpenAIChat:
         self.model = config.api_model
         self.stream = config.stream
         self.temperature = config.temperature
-        self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=config.timeout_seconds,
-                             max_retries=config.max_retries)
+        # Retries are the agent's: each attempt must pass the budget meter and be counted.
+        self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=config.timeout_seconds, max_retries=0)
 
     def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
                  max_tokens: int) -> Completion:
@@ -69,9 +74,13 @@ class OpenAIChat:
                 return self._streamed(kwargs)
             response = self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
-            raise LLMError(f"LLM endpoint answered HTTP {exc.status_code}: {_first_line(exc.message)}") from None
+            retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
+            raise LLMError(f"LLM endpoint answered HTTP {exc.status_code}: {_first_line(exc.message)}",
+                           retryable=retryable, maybe_billed=False) from None
         except openai.APIError as exc:
-            raise LLMError(f"LLM endpoint failed: {_first_line(str(exc))}") from None
+            # No answer (timeout, dropped connection): the provider may have run and billed the call.
+            raise LLMError(f"LLM endpoint failed: {_first_line(str(exc))}", retryable=True,
+                           maybe_billed=True) from None
         choice = response.choices[0]
         calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments or "{}")
                       for c in (choice.message.tool_calls or []) if getattr(c, "function", None))

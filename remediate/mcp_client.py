@@ -90,6 +90,7 @@ class McpHub:
     tools: dict[str, McpTool] = field(default_factory=dict)  # function name -> tool, allowed ones only
     offered: dict[str, list[McpTool]] = field(default_factory=dict)  # server -> every tool it lists
     records: list[McpCallRecord] = field(default_factory=list)
+    telemetry: Any = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +137,9 @@ class McpHub:
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
+        from mcp.types import Implementation
+
+        from remediate import __version__
 
         headers = dict(server.headers)
         token = self.token_for(server)
@@ -144,7 +148,8 @@ class McpHub:
         http = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(server.timeout_seconds))
         await stack.enter_async_context(http)
         client = Client(streamable_http_client(server.url or "", http_client=http),
-                        read_timeout_seconds=server.timeout_seconds, raise_exceptions=True)
+                        read_timeout_seconds=server.timeout_seconds, raise_exceptions=True,
+                        client_info=Implementation(name="remediate", version=__version__))
         await stack.enter_async_context(client)
         listed: list[McpTool] = []
         cursor = None
@@ -166,9 +171,29 @@ class McpHub:
     def find(self, server: str, name: str) -> McpTool | None:
         return next((t for t in self.offered.get(server, []) if t.name == name), None)
 
-    def call(self, tool: McpTool, arguments: Mapping[str, Any], *, by: str,
-             traceparent: str | None = None) -> McpResult:
+    def call(self, tool: McpTool, arguments: Mapping[str, Any], *, by: str) -> McpResult:
         server = next(s for s in self.servers if s.name == tool.server)
+        if self.telemetry is None:
+            return self._timed_call(server, tool, arguments, by, None)
+        from urllib.parse import urlparse
+
+        from opentelemetry.trace import SpanKind
+
+        from remediate.telemetry import set_error, traceparent_of
+
+        url = urlparse(server.url or "")
+        with self.telemetry.span(f"tools/call {tool.name}", {
+                "mcp.method.name": "tools/call", "gen_ai.tool.name": tool.name, "gen_ai.operation.name": "execute_tool",
+                "mcp.server.name": tool.server, "server.address": url.hostname, "server.port": url.port,
+                "network.transport": "tcp", "remediate.mcp.caller": by}, kind=SpanKind.CLIENT) as span:
+            result = self._timed_call(server, tool, arguments, by, traceparent_of(span))
+            if result.is_error:
+                span.set_attribute("error.type", "tool_error")
+                set_error(span, "the tool reported an error")
+            return result
+
+    def _timed_call(self, server: MCPServerConfig, tool: McpTool, arguments: Mapping[str, Any], by: str,
+                    traceparent: str | None) -> McpResult:
         started = time.monotonic()
         ok = False
         try:
@@ -179,7 +204,7 @@ class McpHub:
             return result
         except McpError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # every failure becomes one message naming the server
             raise McpError(f"MCP server {tool.server!r} tool {tool.name!r}: {describe(exc)}") from None
         finally:
             self.records.append(McpCallRecord(tool.server, tool.name, ok,

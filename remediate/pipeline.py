@@ -25,14 +25,14 @@ from remediate.errors import UserError
 from remediate.escalation import escalate_to_issue
 from remediate.gh import GitHubError, connect_repo
 from remediate.gitops import Git, GitError
-from remediate.guardrails import Verdict, WritePolicy
+from remediate.guardrails import WritePolicy
 from remediate.incident import Incident
 from remediate.llm import LLMError, OpenAIChat
 from remediate.mcp_client import McpError, McpHub
 from remediate.report import Escalation, Report, render_escalation, render_pr_body, render_summary
 from remediate.secrets import Redactor, scrubbed_env
 from remediate.selection import select_affected_tests
-from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of, traceparent_of
+from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of
 from remediate.testing import TestRun, run_tests
 from remediate.tools import Toolbox
 from remediate.workspace import Workspace
@@ -132,6 +132,9 @@ class Run:
             except (McpError, LLMError, GitHubError, GitError, DeliveryError) as exc:
                 self._end("error", _service_reason(exc), str(exc))
             root.set_attribute("remediate.outcome", self.report.outcome)
+            root.set_attribute("remediate.cost_usd", self.report.cost_usd)
+            root.set_attribute("gen_ai.usage.input_tokens", sum(c["input_tokens"] for c in self.report.llm_calls))
+            root.set_attribute("gen_ai.usage.output_tokens", sum(c["output_tokens"] for c in self.report.llm_calls))
             root.set_attribute("remediate.reason", self.report.reason)
             if self.report.outcome == "error":
                 set_error(root, self.report.reason)
@@ -170,21 +173,26 @@ class Run:
                                  "in USD per million tokens")
         self.report.model = config.llm.api_model
         self.report.budget_usd = config.costs.budget_usd
-        hub = McpHub(config.mcp.servers, lambda s: env.get(s.auth.token_env) if s.auth else None)
+        hub = McpHub(config.mcp.servers, lambda s: env.get(s.auth.token_env) if s.auth else None,
+                     telemetry=self.telemetry)
         with self.stage("mcp"):
             hub.__enter__()
         try:
             with self.stage("context"):
                 pack = self._context(hub)
             policy = self._policy(pack.implicated_files)
-            workspace = Workspace(self.request.repo, policy, on_verdict=self._on_verdict)
+            workspace = Workspace(self.request.repo, policy)
             toolbox = Toolbox(workspace, self.redact, lambda paths: self._run_tests(workspace, paths),
                               self.git.tracked_files, hub, config.guardrails.allowed_commands,
                               config.guardrails.blocked_commands, scrubbed_env(env, config.tests.env),
-                              config.guardrails.max_refusals, traceparent=_current_traceparent)
+                              config.guardrails.max_refusals, telemetry=self.telemetry)
             model = OpenAIChat(config.llm, api_key, config.llm.base_url or env.get("OPENAI_BASE_URL") or None)
             agent = Agent(model, toolbox, BudgetMeter(price, config.costs.budget_usd), self.telemetry, "openai",
-                          config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens)
+                          config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens,
+                          retries=config.llm.max_retries)
+            root = trace.get_current_span()
+            root.set_attribute("gen_ai.provider.name", "openai")
+            root.set_attribute("gen_ai.request.model", config.llm.api_model)
             prompt = pack.render() + "\n" + scope_note(policy.scope_files, policy.protected,
                                                       policy.max_files_modified, policy.max_lines_changed).render()
             with self.stage("agent"):
@@ -235,15 +243,12 @@ class Run:
                 if tool is None:
                     continue
                 args = _prefetch_arguments(tool.input_schema, self.incident)
-                with self.telemetry.span(f"tools/call {name}", {  # type: ignore[union-attr]
-                        "mcp.method.name": "tools/call", "gen_ai.tool.name": name,
-                        "gen_ai.operation.name": "execute_tool", "server.address": server.url}):
-                    try:
-                        result = hub.call(tool, args, by="prefetch", traceparent=_current_traceparent())
-                        texts[f"{server.name}/{name}"] = ("[the tool reported an error]\n" if result.is_error
-                                                          else "") + result.text
-                    except McpError as exc:
-                        self.report.warnings.append(str(exc))
+                try:
+                    result = hub.call(tool, args, by="prefetch")
+                    texts[f"{server.name}/{name}"] = ("[the tool reported an error]\n" if result.is_error
+                                                      else "") + result.text
+                except McpError as exc:
+                    self.report.warnings.append(str(exc))
         tracked = self.git.tracked_files()
         commit = self.incident.suspect.commit
         pack = build_context(self.incident, read=lambda p: _read_text(self.request.repo / p), tracked=tracked,
@@ -268,11 +273,6 @@ class Run:
         globs = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py", "*.test.*", "*.spec.*",
                  "__tests__/**", "*_test.go", *g.extra_scope)
         return WritePolicy(tuple(g.protected_files), g.max_files_modified, g.max_lines_changed, scope, globs)
-
-    def _on_verdict(self, tool: str, verdict: Verdict) -> None:
-        span = trace.get_current_span()
-        span.add_event("guardrail.verdict", {"tool": tool, "allowed": verdict.allowed, "rule": verdict.rule,
-                                              "target": verdict.target})
 
     def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:
         assert self.config and self.git
@@ -351,11 +351,6 @@ def _default_escalation() -> Any:
 def _service_reason(exc: Exception) -> str:
     return {McpError: "mcp_unavailable", LLMError: "llm_unavailable", GitHubError: "github_failed",
             GitError: "git_failed", DeliveryError: "delivery_failed"}[type(exc)]
-
-
-def _current_traceparent() -> str | None:
-    span = trace.get_current_span()
-    return traceparent_of(span) if span.get_span_context().is_valid else None
 
 
 def _prefetch_arguments(schema: Mapping[str, Any], incident: Incident) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def set_error(span: Span, message: str) -> None:
 def setup(config: TelemetryConfig, service_name: str = "remediate") -> Telemetry:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name),
                                 "service.version": __version__})
-    provider = TracerProvider(resource=resource)
+    # No atexit shutdown: it would wait on an unreachable collector; `shutdown()` is bounded instead.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     exporter = _exporter(config)
     if exporter is not None:
         timeout_ms = int(config.flush_timeout_seconds * 1000)

@@ -117,7 +117,7 @@ class Toolbox:
     blocked_commands: list[str] = field(default_factory=list)
     command_env: Mapping[str, str] = field(default_factory=dict)
     max_refusals: int = 5
-    traceparent: Callable[[], str | None] = lambda: None
+    telemetry: Any = None
     events: list[GuardrailEvent] = field(default_factory=list)
     last_test_run: TestRun | None = None
 
@@ -134,7 +134,15 @@ class Toolbox:
                 "parameters": schema}})
         return tools
 
+    def _verdict_span(self, tool: str, target: str, allowed: bool, rule: str = "") -> None:
+        if self.telemetry is not None:
+            with self.telemetry.span(f"guardrail {tool}", {"remediate.guardrail.allowed": allowed,
+                                                          "remediate.guardrail.rule": rule or None,
+                                                          "remediate.guardrail.target": self.redact(target)[:200]}):
+                pass
+
     def refuse(self, tool: str, target: str, rule: str, detail: str) -> str:
+        self._verdict_span(tool, target, False, rule)
         self.events.append(GuardrailEvent(tool, target, rule, self.redact(detail)))
         refusals = len(self.events)
         if refusals >= self.max_refusals:
@@ -209,6 +217,7 @@ class Toolbox:
     # Writing: one path, through the workspace's verdict ----------------------------------------
     def _verdict_text(self, tool: str, verdict: Verdict, target: str) -> str:
         if verdict.allowed:
+            self._verdict_span(tool, target, True)
             changes = self.workspace.changes
             return (f"OK: {tool} applied. The run's change now touches {len(changes.files_touched)} file(s), "
                     f"{changes.lines_changed} changed lines.")
@@ -249,6 +258,7 @@ class Toolbox:
         verdict = command_verdict(command, self.allowed_commands, self.blocked_commands)
         if not verdict.allowed:
             return self.refuse("run_command", command, verdict.rule, verdict.detail)
+        self._verdict_span("run_command", command, True)
         try:
             done = subprocess.run(shlex.split(command), cwd=self.workspace.root, env=dict(self.command_env),
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
@@ -267,7 +277,7 @@ class Toolbox:
         assert self.mcp is not None
         tool = self.mcp.tools[name]
         try:
-            result = self.mcp.call(tool, arguments, by="agent", traceparent=self.traceparent())
+            result = self.mcp.call(tool, arguments, by="agent")
         except McpError as exc:
             return f"ERROR: {exc}"
         header = "MCP tool returned an error" if result.is_error else f"MCP {tool.server}/{tool.name} result"

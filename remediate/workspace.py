@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,6 @@ class Workspace:
     root: Path
     policy: WritePolicy
     changes: ChangeSet = field(default_factory=ChangeSet)
-    on_verdict: Callable[[str, Verdict], None] | None = None
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -88,8 +86,6 @@ class Workspace:
         if verdict.allowed:
             self._write(proposed)
             self.changes = proposed
-        if self.on_verdict:
-            self.on_verdict(tool, verdict)
         return verdict
 
     def propose_content(self, tool: str, raw_path: object, content: str | None) -> Verdict:

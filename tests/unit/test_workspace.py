@@ -17,11 +17,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _ws(repo: Path, **kw) -> Workspace:
-    events = []
-    ws = Workspace(repo, WritePolicy(("config/production.*",), scope_files=None, **kw),
-                   on_verdict=lambda tool, v: events.append((tool, v.rule)))
-    ws.events = events  # type: ignore[attr-defined]
-    return ws
+    return Workspace(repo, WritePolicy(("config/production.*",), scope_files=None, **kw))
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -36,7 +32,7 @@ def test_allowed_write_lands_and_refused_write_changes_nothing(repo):
     verdict = ws.propose_content("edit_file", "config/production.yaml", "a: 2\n")
     assert verdict.rule == "protected_file"
     assert _snapshot(repo) == before
-    assert ws.events == [("write_file", ""), ("edit_file", "protected_file")]
+    assert ws.changes.files_touched == {"app/new.py"}
 
 
 def test_a_refused_cumulative_change_keeps_the_earlier_accepted_one(repo):
