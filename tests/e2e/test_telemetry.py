@@ -115,3 +115,18 @@ def test_an_unresponsive_collector_does_not_fail_the_run(remediate, blackhole, p
     out = remediate(scenarios.good_fix(), config_extra=extra)
     assert out.run.exit_code == 0 and out.run.outputs["outcome"] == "fixed"
     assert out.run.outputs["trace-id"] == PAYLOAD_TRACE
+
+
+def test_standard_otel_variables_alone_enable_export(remediate, mcp):
+    receiver = HttpReceiver().start()
+    try:
+        out = remediate(scenarios.good_fix(), env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                                                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                                                   "OTEL_EXPORTER_OTLP_HEADERS": "x-team=payments",
+                                                   "OTEL_SERVICE_NAME": "remediate-prod"})
+    finally:
+        receiver.stop()
+    assert out.run.exit_code == 0
+    [root] = receiver.named("invoke_agent remediate")
+    assert root.resource["service.name"] == "remediate-prod"
+    assert all(h.get("x-team") == "payments" for h in receiver.headers)
