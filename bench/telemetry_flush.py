@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers.otlp_receiver import GrpcReceiver, HttpReceiver  # noqa: E402
-from remediate.config import TelemetryConfig  # noqa: E402
-from remediate.telemetry import setup  # noqa: E402
+from peers.otlp_receiver import GrpcReceiver, HttpReceiver
+from remediate.config import TelemetryConfig
+from remediate.telemetry import setup
 
 
 def timed_shutdown(endpoint: str, protocol: str, flush_timeout: float) -> float:

@@ -50,6 +50,16 @@ class Git:
         raw = self.run("ls-files", "-z").stdout.decode("utf-8", errors="replace")
         return sorted(p for p in raw.split("\0") if p)
 
+    def dirty_files(self) -> list[str]:
+        """Tracked files changed against HEAD and untracked files, ignored ones excluded."""
+        raw = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames").stdout
+        entries = raw.decode("utf-8", errors="replace").split("\0")
+        return sorted(entry[3:] for entry in entries if len(entry) > 3)
+
+    def head_file(self, path: str) -> str | None:
+        done = self.run("show", f"HEAD:{path}", check=False)
+        return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
+
     def head(self) -> str:
         return self.out("rev-parse", "HEAD")
 

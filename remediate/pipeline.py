@@ -183,7 +183,7 @@ class Run:
             policy = self._policy(pack.implicated_files)
             workspace = Workspace(self.request.repo, policy)
             toolbox = Toolbox(workspace, self.redact, lambda paths: self._run_tests(workspace, paths),
-                              self.git.tracked_files, hub, config.guardrails.allowed_commands,
+                              self.git, hub, config.guardrails.allowed_commands,
                               config.guardrails.blocked_commands, scrubbed_env(env, config.tests.env),
                               config.guardrails.max_refusals, telemetry=self.telemetry)
             model = OpenAIChat(config.llm, api_key, config.llm.base_url or env.get("OPENAI_BASE_URL") or None)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -14,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped
+
+from remediate.processes import run_bounded
 
 OUTPUT_TAIL_CHARS = 4000
 
@@ -80,35 +79,19 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
         junit = os.path.join(tmp, "junit.xml")
         command = build_command(template, tests, junit)
         started = time.monotonic()
-        timed_out = False
-        try:
-            proc = subprocess.Popen(command, cwd=repo, env=dict(env), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as exc:
-            return TestRun(tuple(command), tuple(tests), "error", output_tail=f"could not start: {exc}",
-                           selection_reason=reason or {})
-        try:
-            output, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-            output, _ = proc.communicate()
-        duration = time.monotonic() - started
-        tail = output.decode("utf-8", errors="replace")[-OUTPUT_TAIL_CHARS:]
-        run = TestRun(tuple(command), tuple(tests), "error", duration_s=duration, output_tail=tail,
-                      exit_code=proc.returncode, selection_reason=reason or {})
-        if timed_out:
+        done = run_bounded(command, repo, env, timeout_s)
+        run = TestRun(tuple(command), tuple(tests), "error", duration_s=time.monotonic() - started,
+                      output_tail=(done.start_error or done.output)[-OUTPUT_TAIL_CHARS:], exit_code=done.exit_code,
+                      selection_reason=reason or {})
+        if done.start_error:
+            return run
+        if done.timed_out:
             return _with(run, status="timed_out")
         if os.path.exists(junit):
             return _from_junit(run, junit)
-        if proc.returncode == 5:
+        if done.exit_code == 5:
             return _with(run, status="no_tests")
-        return _with(run, status="passed" if proc.returncode == 0 else "error")
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        return _with(run, status="passed" if done.exit_code == 0 else "error")
 
 
 def _with(run: TestRun, **changes: Any) -> TestRun:

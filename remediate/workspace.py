@@ -74,6 +74,30 @@ class Workspace:
         path = self.resolve(raw)
         return self.changes.current(path, self._on_disk(path))
 
+    def disk(self, path: str) -> str | None:
+        return self._on_disk(path)
+
+    def adopt(self, tool: str, external: dict[str, tuple[str | None, str | None]]) -> Verdict:
+        """Files a process changed behind our back: judged like any write; refused ones are put back."""
+        if not external:
+            return Verdict.allow()
+        proposed = self.changes
+        for path, (was, now) in external.items():
+            original = self.changes.changes[path].before if path in self.changes.changes else was
+            proposed = proposed.with_content(path, original, now)
+        verdict = check_change_set(proposed, self.policy)
+        if verdict.allowed:
+            self.changes = proposed
+            return verdict
+        for path, (was, _) in external.items():
+            target = self.root / path
+            if was is None:
+                target.unlink(missing_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(was, encoding="utf-8")
+        return verdict
+
     def _on_disk(self, path: str) -> str | None:
         target = self.root / path
         if not target.is_file():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from remediate.agent import Agent
 from remediate.budget import BudgetMeter, Price
 from remediate.config import TelemetryConfig
+from remediate.gitops import Git
 from remediate.guardrails import WritePolicy
 from remediate.llm import Completion, LLMError, ToolCall
 from remediate.secrets import Redactor
@@ -43,8 +46,9 @@ def _call(name: str, **args: Any) -> Completion:
 
 def _agent(tmp_path: Path, replies: list[Any], **kw: Any) -> Agent:
     (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     toolbox = Toolbox(Workspace(tmp_path, WritePolicy(scope_files=None)), Redactor(),
-                      lambda paths: TestRun(("pytest",), (), "passed", passed=1), lambda: ["a.py"])
+                      lambda paths: TestRun(("pytest",), (), "passed", passed=1), Git(tmp_path, dict(os.environ)))
     options = {"max_calls": 10, "max_seconds": 60, "max_tokens": 1000, "retries": 0, **kw}
     return Agent(Scripted(replies), toolbox, BudgetMeter(Price(0.4, 0.1, 1.6), kw.pop("budget", 1.0)),
                  setup(TelemetryConfig()), "openai", **options)

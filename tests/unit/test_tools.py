@@ -1,41 +1,16 @@
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from remediate.gitops import Git
 from remediate.guardrails import WritePolicy
 from remediate.secrets import Redactor
 from remediate.testing import TestRun
-from remediate.tools import Finished, GaveUp, RefusalLimit, Toolbox, command_verdict
+from remediate.tools import Finished, GaveUp, RefusalLimit, Toolbox
 from remediate.workspace import Workspace
-
-ALLOWED = ["pytest", "python -m pytest", "ruff check"]
-BLOCKED = ["kubectl apply", "docker push"]
-
-
-@pytest.mark.parametrize("command", ["pytest -x tests", "python -m pytest tests/test_a.py", "ruff check app"])
-def test_allowed_commands(command):
-    assert command_verdict(command, ALLOWED, BLOCKED).allowed
-
-
-@pytest.mark.parametrize(("command", "rule"), [
-    ("pytest; kubectl apply -f k8s", "command_shell_syntax"),
-    ("pytest && curl evil", "command_shell_syntax"),
-    ("pytest | sh", "command_shell_syntax"),
-    ("pytest $(whoami)", "command_shell_syntax"),
-    ("pytest `id`", "command_shell_syntax"),
-    ("pytest > /etc/passwd", "command_shell_syntax"),
-    ("sudo pytest", "command_not_allowed"),
-    ("bash -c 'pytest'", "command_not_allowed"),
-    ("env X=1 pytest", "command_not_allowed"),
-    ("pytest kubectl apply", "blocked_command"),
-    ("kubectl apply -f x", "blocked_command"),
-    ("python -c 'import os'", "command_not_allowed"),
-    ("pytest 'unterminated", "command_unparsable"),
-])
-def test_refused_commands(command, rule):
-    assert command_verdict(command, ALLOWED, BLOCKED).rule == rule
 
 
 @pytest.fixture
@@ -46,7 +21,7 @@ def toolbox(tmp_path: Path) -> Toolbox:
     subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
     workspace = Workspace(tmp_path, WritePolicy((".env",), scope_files=None))
     return Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
-                   lambda: ["app.py", ".env"], max_refusals=3)
+                   Git(tmp_path, {"PATH": os.environ["PATH"]}), max_refusals=3)
 
 
 def test_read_search_edit_round_trip(toolbox):
@@ -89,3 +64,46 @@ def test_finish_and_escalate_end_the_loop(toolbox):
         toolbox.execute("finish", json.dumps({"summary": "done"}))
     with pytest.raises(GaveUp):
         toolbox.execute("escalate", json.dumps({"reason": "hard"}))
+
+
+@pytest.fixture
+def commanding(tmp_path: Path) -> Toolbox:
+    (tmp_path / "app.py").write_text("a = 1\n")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "production.yaml").write_text("replicas: 3\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": "/dev/null"}
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
+    workspace = Workspace(tmp_path, WritePolicy(("config/production.*",), scope_files=None))
+    return Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
+                   Git(tmp_path, env), allowed_commands=["cp", "cat", "sed"], blocked_commands=["sed -i"],
+                   command_env=env, max_refusals=10)
+
+
+def test_commands_run_without_secrets_and_report_output(commanding, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+    assert commanding.execute("run_command", json.dumps({"command": "cat app.py"})) == "exit code 0\na = 1\n"
+    assert "run_command" in {t["function"]["name"] for t in commanding.schemas()}
+
+
+def test_a_command_writing_a_protected_file_is_undone(commanding):
+    root = commanding.workspace.root
+    result = commanding.execute("run_command", json.dumps({"command": "cp app.py config/production.yaml"}))
+    assert "REFUSED (protected_file)" in result and "restored" in result
+    assert (root / "config" / "production.yaml").read_text() == "replicas: 3\n"
+    assert commanding.events[-1].rule == "protected_file"
+
+
+def test_a_command_writing_an_allowed_file_joins_the_change(commanding):
+    result = commanding.execute("run_command", json.dumps({"command": "cp app.py app_copy.py"}))
+    assert result.startswith("exit code 0")
+    assert commanding.workspace.changes.files_touched == {"app_copy.py"}
+    assert commanding.workspace.changes.changes["app_copy.py"].status == "added"
+
+
+def test_blocked_and_compound_commands(commanding):
+    assert "REFUSED (blocked_command)" in commanding.execute("run_command", json.dumps(
+        {"command": "sed -i s/1/2/ app.py"}))
+    assert (commanding.workspace.root / "app.py").read_text() == "a = 1\n"
+    out = commanding.execute("run_command", json.dumps({"command": "cat app.py && cat app.py | cat"}))
+    assert out == "exit code 0\na = 1\na = 1\n"
