@@ -53,8 +53,8 @@ class SampleRepo:
         return git(self.origin, "log", "--format=%an <%ae>%n%B", "-1", branch)
 
 
-def make_sample_repo(base: Path, config_text: str | None = None,
-                     extra_files: dict[str, str] | None = None) -> SampleRepo:
+def make_sample_repo(base: Path, config_text: str | None = None, extra_files: dict[str, str] | None = None,
+                     symlinks: dict[str, str] | None = None) -> SampleRepo:
     """History: a healthy service, then the commit that introduced the leak; pushed to a bare origin
     and cloned into the workspace, as actions/checkout leaves it."""
     seed = base / "seed"
@@ -64,6 +64,9 @@ def make_sample_repo(base: Path, config_text: str | None = None,
     for path, content in (extra_files or {}).items():
         (seed / path).parent.mkdir(parents=True, exist_ok=True)
         (seed / path).write_text(content)
+    for path, target in (symlinks or {}).items():
+        (seed / path).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, seed / path)
     service = seed / "app" / "users" / "service.py"
     faulty = service.read_text()
     healthy = faulty.replace(FAULTY, "").replace(FAULTY_USE, "").replace(

@@ -51,8 +51,13 @@ def payload(commit: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def config_yaml(mcp_url: str, *, stream: bool = False, extra: str = "") -> str:
+BLOCKED = ["kubectl apply", "docker push", "npm publish", "terraform apply"]
+
+
+def config_yaml(mcp_url: str, *, stream: bool = False, extra: str = "", guardrails: str = "",
+                blocked: list[str] | None = None) -> str:
     """The architect-style config a user would commit, pointed at the local MCP bridge."""
+    blocked_list = ", ".join(f'"{b}"' for b in (blocked or BLOCKED))
     return f"""llm:
   model: openai/gpt-4.1-mini
   api_key_env: OPENAI_API_KEY
@@ -65,8 +70,8 @@ mcp:
 guardrails:
   max_files_modified: 3
   protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
-  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
-costs: {{budget_usd: 1.00}}
+  blocked_commands: [{blocked_list}]
+{guardrails}costs: {{budget_usd: 1.00}}
 {extra}"""
 
 

@@ -195,22 +195,30 @@ def _parse_yaml(text: str, label: str) -> tuple[dict[str, Any], dict[tuple[Any, 
     if not isinstance(data, dict):
         raise UserError(f"expected a mapping at the top level, got {type(data).__name__}", source=label, line=1)
     lines: dict[tuple[Any, ...], int] = {}
-    _index_lines(node, (), lines)
+    _index_lines(node, (), lines, label)
     return data, lines
 
 
-def _index_lines(node: yaml.Node | None, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+def _index_lines(node: yaml.Node | None, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int],
+                 label: str) -> None:
     if node is None:
         return
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
         for key_node, value_node in node.value:
             key = key_node.value
+            dotted = ".".join(str(p) for p in (*path, key))
+            if key in seen:
+                # YAML loaders keep the last one silently; a guardrail block written twice must not vanish.
+                raise UserError("duplicate key", field=dotted, source=label, line=key_node.start_mark.line + 1,
+                                hint=f"it is already set on line {lines[(*path, key)]}")
+            seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), lines)
+            _index_lines(value_node, (*path, key), lines, label)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, (*path, i), lines)
+            _index_lines(item, (*path, i), lines, label)
 
 
 def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: str | None) -> UserError:

@@ -65,12 +65,15 @@ def remediate(tmp_path: Path, github: GitHubStub, mcp: McpProcess) -> Iterator[A
     def go(script: list[dict[str, Any]], *, event_name: str = "repository_dispatch",
            event: dict[str, Any] | None = None, inputs: dict[str, str] | None = None, stream: bool = False,
            config_extra: str = "", config: str | None = None, env: dict[str, str] | None = None,
-           payload: dict[str, Any] | None = None, repo: SampleRepo | None = None) -> Outcome:
+           payload: dict[str, Any] | None = None, repo: SampleRepo | None = None, guardrails: str = "",
+           blocked: list[str] | None = None,
+           extra_files: dict[str, str] | None = None, symlinks: dict[str, str] | None = None) -> Outcome:
         llm = ScriptedLLM(script).start()
         started.append(llm)
         if repo is None:
-            text = config if config is not None else scenarios.config_yaml(mcp.url, stream=stream, extra=config_extra)
-            repo = make_sample_repo(tmp_path / f"case{len(started)}", text)
+            text = config if config is not None else scenarios.config_yaml(
+                mcp.url, stream=stream, extra=config_extra, guardrails=guardrails, blocked=blocked)
+            repo = make_sample_repo(tmp_path / f"case{len(started)}", text, extra_files, symlinks)
         if event is None:
             event = {"action": "incident", "client_payload": payload or scenarios.payload(repo.bug_commit)}
         run = run_action(tmp_path / f"case{len(started)}", repo.workspace, event_name, event,

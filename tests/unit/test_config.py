@@ -62,6 +62,8 @@ def test_no_file_gives_defaults(tmp_path):
     ("llm:\n  model: [x\n", ".remediate.yaml:3: invalid YAML"),
     ("- just\n- a list\n", ".remediate.yaml:1: expected a mapping"),
     ("telemetry:\n  enabled: maybe\n", ".remediate.yaml:2: telemetry.enabled: "),
+    ("guardrails:\n  max_files_modified: 3\nllm: {}\nguardrails:\n  max_files_modified: 9\n",
+     ".remediate.yaml:4: guardrails: duplicate key (it is already set on line 1)"),
 ])
 def test_errors_name_the_key_path_and_line(tmp_path, text, expected):
     with pytest.raises(UserError) as err:
