@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pathspec
 
 from remediate.changes import ChangeSet
+from remediate.secrets import contains_secret
 
 # Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a
 # write token is privilege escalation), and our own guardrail configuration.
@@ -51,6 +52,7 @@ class WritePolicy:
     # None: the whole repository is in scope (protected paths still are not).
     scope_files: frozenset[str] | None = None
     scope_globs: tuple[str, ...] = TEST_FILE_GLOBS
+    secret_values: frozenset[str] = frozenset()
     _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
     _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
 
@@ -102,6 +104,11 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
     for change in changes:
         if change.after is not None and "\x00" in change.after:
             return Verdict.refuse("binary_content", f"{change.path}: binary content is not allowed", change.path)
+        added = "\n".join(line[1:] for line in change.diff().splitlines()
+                          if line.startswith("+") and not line.startswith("+++"))
+        if contains_secret(added, policy.secret_values):
+            return Verdict.refuse("secret_in_change", f"{change.path}: the added lines contain a credential; "
+                                  "secrets never go into a commit", change.path)
         for path in change.paths:
             verdict = check_path(path, policy)
             if not verdict.allowed:

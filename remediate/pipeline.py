@@ -272,7 +272,8 @@ class Run:
                                             "the edit scope is the whole repository")
         globs = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py", "*.test.*", "*.spec.*",
                  "__tests__/**", "*_test.go", *g.extra_scope)
-        return WritePolicy(tuple(g.protected_files), g.max_files_modified, g.max_lines_changed, scope, globs)
+        return WritePolicy(tuple(g.protected_files), g.max_files_modified, g.max_lines_changed, scope, globs,
+                           frozenset(self.redact.values))
 
     def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:
         assert self.config and self.git

@@ -33,6 +33,10 @@ _SAFE_PREFIXES = ("LC_",)
 _SECRET_NAME = re.compile(r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE|AUTH)")
 
 
+def contains_secret(text: str, values: Iterable[str] = ()) -> bool:
+    return any(v and v in text for v in values) or any(p.search(text) for p in SECRET_PATTERNS)
+
+
 @dataclass
 class Redactor:
     """Replaces every registered secret value and every known secret format."""

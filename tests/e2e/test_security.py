@@ -107,6 +107,8 @@ ATTACKS = [
     Attack("too-many-files", [patch("".join(new_file_patch(f"tests/test_x{i}.py") for i in range(4)))],
            "max_files_modified"),
     Attack("too-many-lines", [write("tests/test_big.py", "x = 1\n" * 500)], "max_lines_changed"),
+    Attack("credential-in-change", [write("tests/test_creds.py", f"KEY = '{scenarios.FAKE_AWS_KEY}'\n")],
+           "secret_in_change"),
     Attack("binary-content", [write("tests/blob.py", "\x00\x01ELF")], "binary_content"),
     Attack("read-secret-file", [call("read_file", path=".env.example")], "secret_file",
            extra_files={".env.example": "API_KEY=ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"}),

@@ -82,6 +82,17 @@ def test_binary_content_and_renames_onto_protected_paths_are_refused():
     assert check_change_set(renamed_from_protected, policy).rule == "protected_file"
 
 
+def test_credentials_in_added_lines_are_refused():
+    policy = WritePolicy(PROTECTED, scope_files=None, secret_values=frozenset({"mcp-bridge-token-123456"}))
+    aws = _set(tests__test_x=(None, "KEY = 'AKIAIOSFODNN7EXAMPLE'\n"))
+    assert check_change_set(aws, policy).rule == "secret_in_change"
+    registered = _set(app=("x = 1\n", "x = 1\ntoken = 'mcp-bridge-token-123456'\n"))
+    assert check_change_set(registered, policy).rule == "secret_in_change"
+    # A secret already in the file before the run is not the change's doing; removing one is welcome.
+    removal = _set(app=("KEY = 'AKIAIOSFODNN7EXAMPLE'\nx = 1\n", "x = 1\n"))
+    assert check_change_set(removal, policy).allowed
+
+
 def test_editing_back_to_the_original_drops_the_file_from_the_change():
     changes = _set(a=("x\n", "y\n")).with_content("a", "x\n", "x\n")
     assert len(changes) == 0 and changes.lines_changed == 0
