@@ -26,7 +26,7 @@ class GitHubStub:
         self.comments: dict[int, list[str]] = {}
         self.journal: list[dict[str, Any]] = []
         self.violations: list[str] = []
-        self.fail_next: dict[str, int] = {}  # "POST /pulls" -> HTTP status to answer once
+        self.fail_next: dict[str, int | tuple[int, str]] = {}  # "POST /pulls" -> status (and message), once
         self.garbage_next: set[str] = set()  # "POST /pulls" -> answer 201 with a body that is not JSON, once
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -104,7 +104,9 @@ class GitHubStub:
         rest = path[len(prefix):]
         short = self.short(method, path)
         if short in self.fail_next:
-            return self.fail_next.pop(short), {"message": "scripted failure"}
+            failure = self.fail_next.pop(short)
+            status, message = failure if isinstance(failure, tuple) else (failure, "scripted failure")
+            return status, {"message": message}
         routes = [
             ("GET", r"", lambda m: (200, self._repo_json())),
             ("GET", r"/pulls", lambda m: (200, self._list_pulls(query))),

@@ -129,9 +129,29 @@ class DeliveryConfig(_Model):
     bot_email: str = "remediate-bot@users.noreply.github.com"
 
 
+class PagerDutyConfig(_Model):
+    routing_key_env: str = "PAGERDUTY_ROUTING_KEY"
+    url: str = "https://events.pagerduty.com/v2/enqueue"  # events.eu.pagerduty.com for EU accounts
+    severity: Literal["critical", "error", "warning", "info"] = "error"
+
+
+class WebhookConfig(_Model):
+    url_env: str = "REMEDIATE_WEBHOOK_URL"  # the URL often carries a token: it is read from the environment
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SlackConfig(_Model):
+    webhook_url_env: str = "SLACK_WEBHOOK_URL"
+
+
 class EscalationConfig(_Model):
     github_issue: bool = True
     labels: list[str] = Field(default_factory=lambda: ["incident", "needs-human"])
+    pagerduty: PagerDutyConfig | None = None
+    webhook: WebhookConfig | None = None
+    slack: SlackConfig | None = None
+    push_attempt: bool = False  # push the attempted change to hotfix-attempt/<id>, without a PR
+    timeout_seconds: float = Field(default=10, gt=0, le=60)
 
 
 class TriggerConfig(_Model):

@@ -8,13 +8,18 @@ from typing import Any
 from remediate.changes import ChangeSet
 from remediate.config import DeliveryConfig
 from remediate.gh import GitHubError, add_labels, ensure_labels, explain
-from remediate.gitops import Git, GitError
+from remediate.gitops import Git
 from remediate.incident import Incident
 from remediate.report import PullRequest
 
 
 class DeliveryError(Exception):
-    pass
+    """The change could not be pushed; the branch is left as it is for humans."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,8 @@ def pr_title(incident: Incident) -> str:
 
 
 def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, base_branch: str,
-                  trace_id: str, summary: str | None) -> Commit:
-    branch = f"{config.branch_prefix}{incident.branch_slug}"
+                  trace_id: str, summary: str | None, branch: str | None = None) -> Commit:
+    branch = branch or f"{config.branch_prefix}{incident.branch_slug}"
     git.run("check-ref-format", "--branch", branch)
     original = git.out("symbolic-ref", "--short", "-q", "HEAD") if git.run(
         "symbolic-ref", "-q", "HEAD", check=False).returncode == 0 else git.head()
@@ -59,16 +64,38 @@ def _commit(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryCo
     return Commit(branch, git.head(), base_branch)
 
 
-def push(git: Git, commit: Commit, token: str | None) -> None:
+def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_email: str) -> None:
     """Force-with-lease against what the remote had when we looked: a re-run replaces its own branch,
-    but never a branch someone pushed to meanwhile."""
+    but never one a person pushed to. A concurrent run of the same incident may win the race: its
+    commit is ours too (bot author, same Incident-Id), so we lease against it and push again."""
     ref = f"refs/heads/{commit.branch}"
+    for _ in range(3):
+        lease = _remote_sha(git, ref, token)
+        if lease and not _is_ours(git, lease, ref, token, incident, bot_email):
+            raise DeliveryError("branch_diverged", f"{commit.branch} on origin has commits that remediate did not "
+                                "make; it was left untouched for a human to merge or delete")
+        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "origin",
+                       f"{commit.sha}:{ref}", token=token, check=False)
+        if done.returncode == 0:
+            return
+        message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
+        if "stale info" not in message and "fetch first" not in message:
+            why = [line.strip() for line in message.splitlines()
+                   if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
+            raise DeliveryError("push_rejected", f"origin refused the push of {commit.branch} "
+                                f"(protected branch or a server hook): {' / '.join(why)[:500] or 'rejected'}")
+    raise DeliveryError("branch_diverged", f"{commit.branch} kept changing on origin while we pushed")
+
+
+def _remote_sha(git: Git, ref: str, token: str | None) -> str:
     remote = git.run("ls-remote", "origin", ref, token=token).stdout.decode().split()
-    lease = remote[0] if remote else ""
-    try:
-        git.run("push", "-q", f"--force-with-lease={ref}:{lease}", "origin", f"{commit.sha}:{ref}", token=token)
-    except GitError as exc:
-        raise DeliveryError(f"push of {commit.branch} was rejected: {exc}") from None
+    return remote[0] if remote else ""
+
+
+def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident, bot_email: str) -> bool:
+    git.run("fetch", "-q", "--no-tags", "origin", f"+{ref}:refs/remediate/lease", token=token)
+    fields = git.out("log", "-1", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)", sha).split("\0")
+    return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 
 
 def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, config: DeliveryConfig) -> PullRequest:
@@ -84,9 +111,18 @@ def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, 
                                     f"to `{commit.sha[:12]}`.")
             created = False
         else:
-            pr = repo.create_pull(base=commit.base_branch, head=commit.branch, title=pr_title(incident),
-                                  body=body, draft=config.draft, maintainer_can_modify=True)
-            created = True
+            try:
+                pr = repo.create_pull(base=commit.base_branch, head=commit.branch, title=pr_title(incident),
+                                      body=body, draft=config.draft, maintainer_can_modify=True)
+                created = True
+            except GithubException as exc:
+                # A concurrent run (or a retried POST that did land) opened it first: update that one.
+                existing = list(repo.get_pulls(state="open", head=f"{owner}:{commit.branch}"))
+                if exc.status != 422 or not existing:
+                    raise
+                pr = existing[0]
+                pr.edit(body=body)
+                created = False
         if config.labels:
             ensure_labels(repo, config.labels)
             add_labels(repo, pr.number, config.labels)

@@ -13,11 +13,15 @@ class GitHubError(Exception):
 
 def connect_repo(token: str, api_url: str, repository: str) -> Any:
     from github import Auth, Github, GithubException
+    from github.GithubRetry import GithubRetry
 
     if not repository or "/" not in repository:
         raise UserError("expected owner/name", field="GITHUB_REPOSITORY")
-    # Writes are spaced out a little: GitHub's secondary rate limits punish bursts of them.
-    client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=30,
+    # 5xx and secondary rate limits are retried with backoff, and waits are capped so a run cannot
+    # hang on a rate limit; writes are spaced out a little, as GitHub asks of integrations.
+    retry = GithubRetry(total=5, backoff_factor=0.5, secondary_rate_wait=30, max_rate_limit_wait=120,
+                        allowed_methods=frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}))
+    client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=30, retry=retry,
                     seconds_between_requests=None, seconds_between_writes=0.2, user_agent="remediate")
     try:
         return client.get_repo(repository)

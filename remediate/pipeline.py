@@ -18,11 +18,19 @@ from remediate import incident as incident_mod
 from remediate.actions import Runner, report_location
 from remediate.agent import Agent
 from remediate.budget import BudgetMeter, price_for
-from remediate.config import Config, TelemetryConfig, load_config
+from remediate.config import Config, EscalationConfig, TelemetryConfig, load_config
 from remediate.context import build_context, scope_note
 from remediate.delivery import DeliveryError, commit_change, open_or_update_pr, push
 from remediate.errors import UserError
-from remediate.escalation import escalate_to_issue
+from remediate.escalation import (
+    ChannelError,
+    EscalationContext,
+    escalate_to_issue,
+    pagerduty_event,
+    post_json,
+    slack_message,
+    webhook_payload,
+)
 from remediate.gh import GitHubError, connect_repo
 from remediate.gitops import Git, GitError
 from remediate.guardrails import WritePolicy
@@ -158,6 +166,13 @@ class Run:
         for server in self.config.mcp.servers:
             for value in server.headers.values():
                 self.redact.add(value)
+        escalation = self.config.escalation
+        for channel_env in (escalation.pagerduty and escalation.pagerduty.routing_key_env,
+                            escalation.webhook and escalation.webhook.url_env,
+                            escalation.slack and escalation.slack.webhook_url_env):
+            if channel_env:
+                self.redact.add(env.get(channel_env))
+                self.runner.mask(env.get(channel_env))
 
     # ------------------------------------------------------------------------------------------
     def _remediate(self) -> None:
@@ -312,7 +327,10 @@ class Run:
             commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
                                    self.report.trace_id, self.report.agent_summary)
         with self.telemetry.span("git push", {"remediate.branch": commit.branch}):  # type: ignore[union-attr]
-            push(self.git, commit, self.github_token)
+            try:
+                push(self.git, commit, self.github_token, self.incident, self.config.delivery.bot_email)
+            except DeliveryError as exc:
+                raise Escalate(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
         self.report.pr = None
         with self.telemetry.span("github pull_request"):  # type: ignore[union-attr]
             self.report.pr = open_or_update_pr(repo, commit, self.incident,
@@ -327,26 +345,89 @@ class Run:
             self._escalate()
 
     def _escalate(self) -> None:
+        """Every configured channel, each on its own: one failing never hides the others."""
+        if self.dry_run:
+            return
         env = self.request.environ
-        config = self.config
-        if self.dry_run or not self.github_token or not env.get("GITHUB_REPOSITORY"):
+        config = self.config.escalation if self.config else EscalationConfig()
+        delivered: list[str] = []
+        failed: list[str] = []
+        if config.push_attempt:
+            self._push_attempt(delivered, failed)
+        markdown = self.redact(render_escalation(self.report))
+        issue_url = issue_number = None
+        if config.github_issue and self.github_token and env.get("GITHUB_REPOSITORY"):
+            try:
+                with self._span("github escalation_issue"):
+                    repo = connect_repo(self.github_token, _api_url(env), env["GITHUB_REPOSITORY"])
+                    issue_url, issue_number = escalate_to_issue(repo, self.incident, markdown, self.report.reason,
+                                                                config)
+                delivered.append("github_issue")
+            except Exception as exc:
+                failed.append("github_issue")
+                self.report.warnings.append(self.redact(f"escalation channel github_issue failed: {exc}"))
+        ctx = EscalationContext(self.report, markdown, _run_url(env), issue_url, self.redact)
+        for name, send in self._channels(config, ctx):
+            try:
+                with self._span(f"escalate {name}"):
+                    send()
+                delivered.append(name)
+            except Exception as exc:
+                failed.append(name)
+                self.report.warnings.append(self.redact(f"escalation channel {name} failed: {exc}"))
+        self.report.escalation = Escalation(tuple(delivered), issue_url, issue_number, tuple(failed),
+                                            self.report.attempt_branch)
+
+    def _channels(self, config: EscalationConfig, ctx: EscalationContext) -> list[tuple[str, Any]]:
+        env = self.request.environ
+        timeout = config.timeout_seconds
+
+        def needs(name: str) -> str:
+            value = env.get(name)
+            if not value:
+                raise ChannelError(f"environment variable {name} is not set")
+            return value
+
+        channels: list[tuple[str, Any]] = []
+        if config.pagerduty:
+            pd = config.pagerduty
+            channels.append(("pagerduty", lambda: post_json(
+                pd.url, pagerduty_event(ctx, needs(pd.routing_key_env), pd.severity), {}, timeout)))
+        if config.webhook:
+            hook = config.webhook
+            channels.append(("webhook", lambda: post_json(
+                needs(hook.url_env), webhook_payload(ctx, self.redact.deep(self.report.to_dict())), hook.headers,
+                timeout)))
+        if config.slack:
+            slack = config.slack
+            channels.append(("slack", lambda: post_json(needs(slack.webhook_url_env), slack_message(ctx), {},
+                                                        timeout)))
+        return channels
+
+    def _push_attempt(self, delivered: list[str], failed: list[str]) -> None:
+        """The attempted change on hotfix-attempt/<id>, without a PR, for on-call to start from."""
+        if not (self.git and self.incident and self.config and len(self.report.changes)):
             return
-        if config is not None and not config.escalation.github_issue:
-            return
+        branch = f"hotfix-attempt/{self.incident.branch_slug}"
         try:
-            repo = connect_repo(self.github_token, _api_url(env), env["GITHUB_REPOSITORY"])
-            escalation_config = config.escalation if config else _default_escalation()
-            self.report.escalation = escalate_to_issue(repo, self.incident,
-                                                       self.redact(render_escalation(self.report)),
-                                                       self.report.reason, escalation_config)
+            with self._span("git push attempt"):
+                base = _current_branch(self.git) or "HEAD"
+                commit = commit_change(self.git, self.report.changes, self.incident, self.config.delivery, base,
+                                       self.report.trace_id, self.report.agent_summary, branch=branch)
+                push(self.git, commit, self.github_token, self.incident, self.config.delivery.bot_email)
+            self.report.attempt_branch = branch
+            delivered.append("attempt_branch")
         except Exception as exc:
-            self.report.escalation = Escalation((), None, None, ("github_issue",))
-            self.report.warnings.append(self.redact(f"escalation issue failed: {exc}"))
+            failed.append("attempt_branch")
+            self.report.warnings.append(self.redact(f"escalation channel attempt_branch failed: {exc}"))
 
-
-def _default_escalation() -> Any:
-    from remediate.config import EscalationConfig
-    return EscalationConfig()
+    @contextmanager
+    def _span(self, name: str) -> Iterator[None]:
+        if self.telemetry is None:
+            yield
+            return
+        with self.telemetry.span(name):
+            yield
 
 
 def _service_reason(exc: Exception) -> str:
@@ -366,6 +447,11 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
     except OSError:
         return None
+
+
+def _run_url(env: Mapping[str, str]) -> str | None:
+    parts = [env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None
 
 
 def _api_url(env: Mapping[str, str]) -> str:
@@ -394,7 +480,8 @@ def finish(run: Run, report_path: Path | None) -> int:
                "branch": report.pr.branch if report.pr else "", "trace-id": report.trace_id,
                "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),
                "report-path": shown_path,
-               "escalation-url": report.escalation.issue_url or "" if report.escalation else ""}
+               "escalation-url": report.escalation.issue_url or "" if report.escalation else "",
+               "attempt-branch": report.attempt_branch or ""}
     runner.set_outputs(outputs)
     runner.write_summary(run.redact(render_summary(report, shown_path)))
     if report.outcome == "error":

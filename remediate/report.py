@@ -36,6 +36,7 @@ class Escalation:
     issue_url: str | None
     issue_number: int | None
     failed_channels: tuple[str, ...] = ()
+    attempt_branch: str | None = None
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Report:
     escalation: Escalation | None = None
     warnings: list[str] = field(default_factory=list)
     trace_url: str | None = None
+    attempt_branch: str | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -104,7 +106,8 @@ class Report:
             "escalation": None if not self.escalation else {
                 "channels": list(self.escalation.channels), "issue_url": self.escalation.issue_url,
                 "issue_number": self.escalation.issue_number,
-                "failed_channels": list(self.escalation.failed_channels)},
+                "failed_channels": list(self.escalation.failed_channels),
+                "attempt_branch": self.escalation.attempt_branch},
             "warnings": self.warnings,
         }
 
@@ -208,6 +211,8 @@ def render_escalation(report: Report) -> str:
     if len(report.changes):
         parts += ["", "<details><summary>Attempted diff</summary>", "", _code(report.changes.diff(), "diff"),
                   "", "</details>"]
+    if report.attempt_branch:
+        parts += ["", f"The attempted change is on branch `{report.attempt_branch}` to start from."]
     parts += ["", "### Tests", *_tests(report)]
     if report.tests and report.tests.output_tail and not report.tests.ok:
         parts += ["", "<details><summary>Test output (tail)</summary>", "",

@@ -17,7 +17,7 @@ def test_failed_llm_attempts_are_retried_and_counted(remediate):
 
 
 def test_an_endpoint_that_keeps_failing_is_an_error_with_a_report(remediate):
-    out = remediate([{"status": 500}] * 3, config_extra="llm:\n  model: gpt-4.1-mini\n  max_retries: 2\n")
+    out = remediate([{"status": 500}] * 3)  # llm.max_retries defaults to 2: three attempts
     assert out.run.exit_code == 1
     assert out.run.report["reason"] == "llm_unavailable"
     assert len(out.llm.requests) == 3 and out.run.report["llm"]["calls"] == 3
@@ -32,9 +32,10 @@ def test_an_unpriced_model_with_a_budget_is_a_config_error(remediate):
     assert out.llm.requests == []
 
 
-def test_config_prices_make_a_model_usable(remediate):
-    extra = "costs:\n  budget_usd: 1.0\n  prices: {my-private-model: {input: 1.0, output: 2.0}}\n"
-    priced = remediate(scenarios.good_fix(), inputs={"model": "my-private-model"}, config_extra=extra)
+def test_config_prices_make_a_model_usable(remediate, mcp):
+    config = scenarios.config_yaml(mcp.url).replace(
+        "costs: {budget_usd: 1.00}", "costs: {budget_usd: 1.00, prices: {my-private-model: {input: 1.0, output: 2.0}}}")
+    priced = remediate(scenarios.good_fix(), inputs={"model": "my-private-model"}, config=config)
     assert priced.run.exit_code == 0
     calls = priced.run.report["llm"]["per_call"]
     assert priced.run.report["llm"]["cost_usd"] == round(
