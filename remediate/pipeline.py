@@ -37,6 +37,7 @@ from remediate.guardrails import WritePolicy
 from remediate.incident import Incident
 from remediate.llm import LLMError, OpenAIChat
 from remediate.mcp_client import McpError, McpHub
+from remediate.regression import blamed_failures, changed_tests, judge, run_before
 from remediate.report import Escalation, Report, render_escalation, render_pr_body, render_summary
 from remediate.secrets import Redactor, scrubbed_env
 from remediate.selection import select_affected_tests
@@ -228,8 +229,19 @@ class Run:
         with self.stage("tests"):
             run = self._run_tests(workspace, None)
             self.report.tests = run
+            new_tests = changed_tests(workspace.changes)
+            before = None
+            if new_tests or not run.ok:
+                with self._span("regression_proof"):
+                    before = run_before(self.git, workspace.changes, list(run.selected),
+                                        lambda tree, paths: self._execute_tests(tree, paths, {}))
+            self.report.regression = judge(new_tests, before, run)
         if not run.ok:
-            raise Escalate("tests_failed", f"affected tests {run.summary()}")
+            blamed = blamed_failures(run, self.report.regression)
+            if blamed or run.status != "failed":
+                raise Escalate("tests_failed", f"affected tests {run.summary()}")
+            self.report.warnings.append("tests failing before the fix too, not blamed on it: "
+                                        + ", ".join(self.report.regression.pre_existing_failures[:10]))
         with self.stage("deliver"):
             self._deliver(workspace)
         self._end("fixed", "tests_passed", "dry run: the change was not pushed" if self.dry_run
@@ -293,7 +305,6 @@ class Run:
     def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:
         assert self.config and self.git
         config = self.config.tests
-        env = scrubbed_env(self.request.environ, config.env)
         reason: dict[str, str] = {}
         if paths is None:
             sources = {p: workspace.read(p) or "" for p in self.git.tracked_files() if p.endswith(".py")}
@@ -305,9 +316,14 @@ class Run:
             if not paths and config.when_none_selected == "escalate":
                 return TestRun(tuple(config.command), (), "no_tests",
                                output_tail="no test exercises the change (tests.when_none_selected: escalate)")
-        with self.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:  # type: ignore[union-attr]
-            run = run_tests(self.request.repo, config.command, paths, env=env, timeout_s=config.timeout_seconds,
-                            reason=reason)
+        return self._execute_tests(self.request.repo, paths, reason)
+
+    def _execute_tests(self, root: Path, paths: list[str], reason: dict[str, str]) -> TestRun:
+        assert self.config and self.telemetry
+        config = self.config.tests
+        env = scrubbed_env(self.request.environ, config.env)
+        with self.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
+            run = run_tests(root, config.command, paths, env=env, timeout_s=config.timeout_seconds, reason=reason)
             span.set_attribute("remediate.tests.status", run.status)
         from dataclasses import replace
         return replace(run, output_tail=self.redact(run.output_tail))

@@ -14,6 +14,7 @@ from remediate import __version__
 from remediate.changes import ChangeSet
 from remediate.incident import Incident
 from remediate.mcp_client import McpCallRecord
+from remediate.regression import RegressionProof
 from remediate.testing import TestRun
 from remediate.tools import GuardrailEvent
 
@@ -65,6 +66,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     trace_url: str | None = None
     attempt_branch: str | None = None
+    regression: RegressionProof | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -97,7 +99,8 @@ class Report:
             "diff": self.changes.diff(),
             "agent_summary": self.agent_summary,
             "guardrail_events": [e.to_dict() for e in self.guardrail_events],
-            "tests": self.tests.to_dict() if self.tests else None,
+            "tests": None if not self.tests else {
+                **self.tests.to_dict(), "regression_proof": self.regression.to_dict() if self.regression else None},
             "mcp_calls": [{"server": r.server, "tool": r.tool, "ok": r.ok, "duration_ms": r.duration_ms,
                            "by": r.by} for r in self.mcp_calls],
             "context": self.context,
@@ -170,7 +173,16 @@ def _tests(report: Report) -> list[str]:
     lines = [f"**{run.status}**: {run.passed} passed, {run.failed} failed, {run.errors} errors, "
              f"{run.skipped} skipped in {run.duration_s:.1f}s", "",
              "Selected: " + (", ".join(f"`{t}`" for t in run.selected) or "_none_"),
-             "", f"Command: `{' '.join(run.command[:6])}{' …' if len(run.command) > 6 else ''}`"]
+             "", "Command: `" + " ".join(p for p in run.command if not p.startswith("--junitxml="))[:200] + "`"]
+    proof = report.regression
+    if proof is not None:
+        mark = {"fails_before_passes_after": "✅", "no_new_test": "⚠️", "passes_before": "⚠️",
+                "fails_after": "❌", "not_run": "⚠️"}[proof.verdict]
+        tests = ", ".join(f"`{t}`" for t in proof.tests)
+        lines += ["", f"Regression proof {mark}: {tests + ' ' if tests else ''}{proof.detail}."]
+        if proof.pre_existing_failures:
+            lines += ["", "Failing before the fix too (not caused by it): "
+                      + ", ".join(f"`{n}`" for n in proof.pre_existing_failures[:10])]
     for failure in run.failures[:10]:
         lines += ["", f"<details><summary>FAILED {failure.name}</summary>", "", _code(failure.message), "",
                   "</details>"]

@@ -19,6 +19,8 @@ OUTPUT_TAIL_CHARS = 4000
 
 @dataclass(frozen=True)
 class TestFailure:
+    __test__ = False  # a result type, not a pytest test class
+
     name: str
     message: str
 

@@ -1,0 +1,105 @@
+"""Proof that the fix fixes: the tests the fix adds or changes fail on the code before the fix and
+pass after; and a baseline of the selected tests before the fix, so a failure that was already
+there is reported as such instead of being blamed on the fix.
+
+The judgement is pure (`judge`); `run_before` is the edge: a clean worktree of the base commit
+with the fix's test files copied in."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from remediate.changes import ChangeSet
+from remediate.gitops import Git
+from remediate.selection import is_test_file
+from remediate.testing import TestRun
+
+
+@dataclass(frozen=True)
+class RegressionProof:
+    tests: tuple[str, ...]  # test files the fix added or changed
+    verdict: str  # fails_before_passes_after | passes_before | fails_after | no_new_test | not_run
+    detail: str
+    pre_existing_failures: tuple[str, ...] = ()
+    before: TestRun | None = None
+
+    @property
+    def proven(self) -> bool:
+        return self.verdict == "fails_before_passes_after"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tests": list(self.tests), "verdict": self.verdict, "detail": self.detail,
+                "pre_existing_failures": list(self.pre_existing_failures),
+                "before": None if self.before is None else {
+                    "status": self.before.status, "passed": self.before.passed, "failed": self.before.failed,
+                    "errors": self.before.errors, "failures": [f.name for f in self.before.failures]}}
+
+
+def changed_tests(changes: ChangeSet) -> tuple[str, ...]:
+    return tuple(c.path for c in changes if c.after is not None and is_test_file(c.path))
+
+
+def _in_file(test_name: str, path: str) -> bool:
+    """JUnit names pytest tests `tests.test_x::test_y` (classname from the module path)."""
+    module = path.removesuffix(".py").replace("/", ".")
+    # A module that fails to import is reported under the module's own name.
+    return test_name == module or test_name.startswith((module + "::", module + "."))
+
+
+def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) -> RegressionProof:
+    before_failed = {f.name for f in before.failures} if before else set()
+    pre_existing = tuple(sorted(n for n in before_failed if not any(_in_file(n, t) for t in new_tests)))
+    if not new_tests:
+        return RegressionProof(new_tests, "no_new_test", "the fix adds or changes no test: nothing proves that "
+                               "it fixes the fault", pre_existing, before)
+    if before is None:
+        return RegressionProof(new_tests, "not_run", "the tests could not be run on the code before the fix",
+                               pre_existing, before)
+    new_failed_before = [f for f in before.failures if any(_in_file(f.name, t) for t in new_tests)]
+    new_failed_after = [f.name for f in after.failures if any(_in_file(f.name, t) for t in new_tests)]
+    if new_failed_after:
+        return RegressionProof(new_tests, "fails_after", f"the new test fails with the fix too: "
+                               f"{', '.join(new_failed_after[:3])}", pre_existing, before)
+    if not new_failed_before and before.status != "error":
+        return RegressionProof(new_tests, "passes_before", "the new test passes without the fix too, so it does "
+                               "not show the fault", pre_existing, before)
+    how = "; ".join(f"{f.name}: {_first_line(f.message)}" for f in new_failed_before[:3]) or before.status
+    return RegressionProof(new_tests, "fails_before_passes_after", f"fails before the fix ({how}), passes after",
+                           pre_existing, before)
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    # pytest marks the failing assertion or exception with "E"; its first such line is the short form.
+    picked = next((line for line in lines if line.startswith("E ")), lines[0] if lines else "failed")
+    return picked.removeprefix("E").strip()[:200]
+
+
+def blamed_failures(after: TestRun, proof: RegressionProof) -> list[str]:
+    """Failures after the fix that were not already failing before it."""
+    return [f.name for f in after.failures if f.name not in proof.pre_existing_failures]
+
+
+def run_before(git: Git, changes: ChangeSet, selected: list[str],
+               run: Callable[[Path, list[str]], TestRun]) -> TestRun | None:
+    """The selected tests, plus the fix's test files, on a clean checkout of the code before the fix."""
+    work = Path(tempfile.mkdtemp(prefix="remediate-before-"))
+    tree = work / "tree"
+    try:
+        if git.run("worktree", "add", "--detach", "-q", str(tree), "HEAD", check=False).returncode != 0:
+            return None
+        for path in changed_tests(changes):
+            target = tree / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(changes.changes[path].after or "", encoding="utf-8")
+        present = [p for p in selected if (tree / p).exists()]
+        return run(tree, present) if present else None
+    finally:
+        git.run("worktree", "remove", "--force", str(tree), check=False)
+        git.run("worktree", "prune", check=False)
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""Fails before, passes after: proven on a clean worktree of the code before the fix."""
+
+from __future__ import annotations
+
+from peers import scenarios
+from peers.harness import git
+
+ALREADY_BROKEN = '''from app.users.service import UserService
+
+
+def test_depends_on_a_service_that_is_down_in_ci():
+    raise ConnectionError("billing-db unreachable")
+'''
+
+
+def test_the_pr_shows_the_new_test_failing_before_and_passing_after(remediate):
+    out = remediate(scenarios.good_fix())
+    proof = out.run.report["tests"]["regression_proof"]
+    assert proof["verdict"] == "fails_before_passes_after" and proof["tests"] == ["tests/test_audit_log_bounded.py"]
+    assert "assert 5000 <= 1000" in proof["detail"]
+    assert proof["before"]["failures"] == ["tests.test_audit_log_bounded::test_audit_log_stays_bounded_under_load"]
+    assert "Regression proof ✅" in out.github.pulls[0]["body"]
+    # The worktree used for the proof is gone again.
+    assert len(git(out.repo.workspace, "worktree", "list").splitlines()) == 1
+
+
+def test_a_fix_without_a_test_says_nothing_proves_it(remediate):
+    script = [scenarios.good_fix()[1], {"tool_calls": [{"name": "finish", "arguments": {"summary": "bounded"}}]}]
+    out = remediate(script)
+    assert out.run.exit_code == 0
+    assert out.run.report["tests"]["regression_proof"]["verdict"] == "no_new_test"
+    assert "Regression proof ⚠️" in out.github.pulls[0]["body"]
+
+
+def test_a_test_failing_before_the_fix_is_not_blamed_on_it(remediate):
+    out = remediate(scenarios.good_fix(), extra_files={"tests/test_billing_link.py": ALREADY_BROKEN})
+    run = out.run
+    assert run.exit_code == 0 and run.outputs["outcome"] == "fixed"
+    proof = run.report["tests"]["regression_proof"]
+    assert proof["pre_existing_failures"] == [
+        "tests.test_billing_link::test_depends_on_a_service_that_is_down_in_ci"]
+    assert run.report["tests"]["status"] == "failed"
+    body = out.github.pulls[0]["body"]
+    assert "Failing before the fix too (not caused by it)" in body
+    assert any("not blamed on it" in w for w in run.report["warnings"])
+
+
+def test_a_fix_that_breaks_another_test_is_still_blamed(remediate):
+    out = remediate(scenarios.wrong_fix())
+    assert out.run.exit_code == 2 and out.run.report["reason"] == "tests_failed"
+    assert out.run.report["tests"]["regression_proof"]["pre_existing_failures"] == []

@@ -1,0 +1,43 @@
+from remediate.regression import blamed_failures, judge
+from remediate.testing import TestFailure, TestRun
+
+NEW = ("tests/test_leak.py",)
+
+
+def _run(status: str, *failures: str) -> TestRun:
+    return TestRun(("pytest",), (), status, passed=3, failed=len(failures),
+                   failures=tuple(TestFailure(name, "E   assert 5000 <= 1000\nE    + where 5000 = len(x)")
+                                  for name in failures))
+
+
+def test_fails_before_passes_after():
+    proof = judge(NEW, _run("failed", "tests.test_leak::test_bounded"), _run("passed"))
+    assert proof.proven and "assert 5000 <= 1000" in proof.detail and proof.pre_existing_failures == ()
+
+
+def test_an_import_error_before_the_fix_counts_as_failing_and_says_so():
+    proof = judge(NEW, _run("error", "tests.test_leak"), _run("passed"))
+    assert proof.verdict == "fails_before_passes_after" and "tests.test_leak:" in proof.detail
+
+
+def test_a_new_test_that_passes_without_the_fix_proves_nothing():
+    assert judge(NEW, _run("passed"), _run("passed")).verdict == "passes_before"
+
+
+def test_no_new_test_and_not_run():
+    assert judge((), _run("passed"), _run("passed")).verdict == "no_new_test"
+    assert judge(NEW, None, _run("passed")).verdict == "not_run"
+
+
+def test_pre_existing_failures_are_not_blamed_on_the_fix():
+    before = _run("failed", "tests.test_leak::test_bounded", "tests.test_billing::test_rounding")
+    after = _run("failed", "tests.test_billing::test_rounding")
+    proof = judge(NEW, before, after)
+    assert proof.pre_existing_failures == ("tests.test_billing::test_rounding",)
+    assert proof.proven and blamed_failures(after, proof) == []
+    broken = _run("failed", "tests.test_billing::test_rounding", "tests.test_api::test_profile")
+    assert blamed_failures(broken, proof) == ["tests.test_api::test_profile"]
+
+
+def test_a_new_test_failing_after_the_fix():
+    assert judge(NEW, _run("failed"), _run("failed", "tests.test_leak::test_bounded")).verdict == "fails_after"
