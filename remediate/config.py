@@ -96,7 +96,10 @@ class AgentConfig(_Model):
 
 
 class TestsConfig(_Model):
+    mode: Literal["auto", "all", "command"] = "auto"  # auto: affected tests; all: the suite; command: as written
     command: list[str] = Field(default_factory=lambda: ["python", "-m", "pytest"])
+    map: dict[str, list[str]] = Field(default_factory=dict)  # changed-path glob -> test files or globs
+    junit_glob: str | None = None  # report files the command writes (e.g. target/surefire-reports/*.xml)
     timeout_seconds: float = Field(default=600, gt=0)
     env: list[str] = Field(default_factory=list)
     when_none_selected: Literal["run_all", "escalate"] = "run_all"

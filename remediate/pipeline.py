@@ -306,16 +306,21 @@ class Run:
         assert self.config and self.git
         config = self.config.tests
         reason: dict[str, str] = {}
-        if paths is None:
-            sources = {p: workspace.read(p) or "" for p in self.git.tracked_files() if p.endswith(".py")}
+        if paths is None and config.mode == "auto":
+            tracked = self.git.tracked_files()
+            sources = {p: workspace.read(p) or "" for p in tracked if p.endswith(".py")}
             for change in workspace.changes:
                 if change.path.endswith(".py") and change.after is not None:
                     sources[change.path] = change.after
-            selection = select_affected_tests(sources, workspace.changes.files_touched)
+            selection = select_affected_tests(sources, workspace.changes.files_touched, config.map, tracked)
             paths, reason = list(selection.tests), dict(selection.reason)
             if not paths and config.when_none_selected == "escalate":
                 return TestRun(tuple(config.command), (), "no_tests",
                                output_tail="no test exercises the change (tests.when_none_selected: escalate)")
+            if not paths:
+                reason = {"(whole suite)": "no test imports the change (tests.when_none_selected: run_all)"}
+        elif paths is None:
+            paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
         return self._execute_tests(self.request.repo, paths, reason)
 
     def _execute_tests(self, root: Path, paths: list[str], reason: dict[str, str]) -> TestRun:
@@ -323,7 +328,8 @@ class Run:
         config = self.config.tests
         env = scrubbed_env(self.request.environ, config.env)
         with self.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
-            run = run_tests(root, config.command, paths, env=env, timeout_s=config.timeout_seconds, reason=reason)
+            run = run_tests(root, config.command, paths, env=env, timeout_s=config.timeout_seconds, reason=reason,
+                            junit_glob=config.junit_glob)
             span.set_attribute("remediate.tests.status", run.status)
         from dataclasses import replace
         return replace(run, output_tail=self.redact(run.output_tail))

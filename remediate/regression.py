@@ -98,7 +98,9 @@ def run_before(git: Git, changes: ChangeSet, selected: list[str],
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(changes.changes[path].after or "", encoding="utf-8")
         present = [p for p in selected if (tree / p).exists()]
-        return run(tree, present) if present else None
+        if selected and not present:
+            return None
+        return run(tree, present)  # no selection: the whole suite, as after the fix
     finally:
         git.run("worktree", "remove", "--force", str(tree), check=False)
         git.run("worktree", "prune", check=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pathspec
@@ -66,8 +66,12 @@ class Selection:
     reason: dict[str, str]
 
 
-def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str]) -> Selection:
-    """Test files that import a changed module directly or through other modules, or changed tests."""
+def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
+                          test_map: Mapping[str, Sequence[str]] | None = None,
+                          files: Iterable[str] = ()) -> Selection:
+    """Test files that import a changed module directly or through other modules, changed tests, and
+    the tests `test_map` names for changed paths the import graph cannot see (templates, config)."""
+    changed = list(changed)
     importers: dict[str, set[str]] = {}
     for path, source in sources.items():
         for module in imported_modules(path, source):
@@ -100,4 +104,12 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str]) ->
     for path in changed:
         if is_test_file(path) and path not in sources:
             reason[path] = "changed"
+    known = sorted(set(files) | set(sources))
+    for pattern, targets in (test_map or {}).items():
+        hits = [p for p in changed if pathspec.GitIgnoreSpec.from_lines([pattern]).match_file(p)]
+        if not hits:
+            continue
+        spec = pathspec.GitIgnoreSpec.from_lines(targets)
+        for test in [p for p in known if spec.match_file(p)] or list(targets):
+            reason.setdefault(test, f"tests.map: {pattern} matches {hits[0]}")
     return Selection(tuple(sorted(reason)), reason)

@@ -76,10 +76,13 @@ def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str
 
 
 def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env: Mapping[str, str],
-              timeout_s: float, reason: Mapping[str, str] | None = None) -> TestRun:
+              timeout_s: float, reason: Mapping[str, str] | None = None, junit_glob: str | None = None) -> TestRun:
     with tempfile.TemporaryDirectory(prefix="remediate-junit-") as tmp:
         junit = os.path.join(tmp, "junit.xml")
         command = build_command(template, tests, junit)
+        stale = set(repo.glob(junit_glob)) if junit_glob else set()
+        for old in stale:
+            old.unlink()  # reports from an earlier run must not pass for this one
         started = time.monotonic()
         done = run_bounded(command, repo, env, timeout_s)
         run = TestRun(tuple(command), tuple(tests), "error", duration_s=time.monotonic() - started,
@@ -89,8 +92,9 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
             return run
         if done.timed_out:
             return _with(run, status="timed_out")
-        if os.path.exists(junit):
-            return _from_junit(run, junit)
+        reports = [junit] if os.path.exists(junit) else sorted(map(str, repo.glob(junit_glob))) if junit_glob else []
+        if reports:
+            return _from_junit(run, reports)
         if done.exit_code == 5:
             return _with(run, status="no_tests")
         return _with(run, status="passed" if done.exit_code == 0 else "error")
@@ -101,12 +105,14 @@ def _with(run: TestRun, **changes: Any) -> TestRun:
     return replace(run, **changes)
 
 
-def _from_junit(run: TestRun, path: str) -> TestRun:
-    try:
-        xml = JUnitXml.fromfile(path)
-    except Exception as exc:
-        return _with(run, status="error", output_tail=f"unreadable JUnit XML: {exc}\n{run.output_tail}")
-    suites = [xml] if xml._tag == "testsuite" else list(xml)
+def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
+    suites = []
+    for path in paths:
+        try:
+            xml = JUnitXml.fromfile(path)
+        except Exception as exc:  # a broken report is an error result, not a crash
+            return _with(run, status="error", output_tail=f"unreadable JUnit XML {path}: {exc}\n{run.output_tail}")
+        suites += [xml] if xml._tag == "testsuite" else list(xml)
     passed = failed = errors = skipped = 0
     failures: list[TestFailure] = []
     for suite in suites:

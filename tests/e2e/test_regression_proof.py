@@ -49,3 +49,12 @@ def test_a_fix_that_breaks_another_test_is_still_blamed(remediate):
     out = remediate(scenarios.wrong_fix())
     assert out.run.exit_code == 2 and out.run.report["reason"] == "tests_failed"
     assert out.run.report["tests"]["regression_proof"]["pre_existing_failures"] == []
+
+
+def test_mode_all_runs_the_whole_suite(remediate):
+    out = remediate(scenarios.good_fix(), config_extra="tests:\n  mode: all\n")
+    tests = out.run.report["tests"]
+    assert out.run.exit_code == 0
+    assert tests["selected"] == [] and tests["selection_reason"] == {"(whole suite)": "tests.mode: all"}
+    assert tests["passed"] == 4  # test_service (2), test_api (1), and the new regression test
+    assert tests["regression_proof"]["verdict"] == "fails_before_passes_after"

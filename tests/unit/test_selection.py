@@ -50,3 +50,13 @@ def test_changed_and_new_test_files_are_selected():
 
 def test_nothing_selected_for_non_python_change():
     assert select_affected_tests(SOURCES, ["docs/index.md"]).tests == ()
+
+
+def test_the_test_map_covers_what_imports_cannot_see():
+    files = [*SOURCES, "app/templates/profile.html", "tests/web/test_render.py", "tests/web/test_forms.py"]
+    test_map = {"app/templates/**": ["tests/web/test_*.py"], "config/*.yaml": ["tests/test_config.py"]}
+    selection = select_affected_tests(SOURCES, ["app/templates/profile.html"], test_map, files)
+    assert selection.tests == ("tests/web/test_forms.py", "tests/web/test_pages.py", "tests/web/test_render.py")
+    reason = selection.reason["tests/web/test_render.py"]
+    assert reason == "tests.map: app/templates/** matches app/templates/profile.html"
+    assert select_affected_tests(SOURCES, ["config/prod.yaml"], test_map, files).tests == ("tests/test_config.py",)

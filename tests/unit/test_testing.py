@@ -81,3 +81,29 @@ def test_command_templates():
                                                              "-q", "t.py"]
     assert build_command(["gotestsum", "--junitfile", "{junit}", "--", "{tests}"], ["./pkg"], "/j.xml") == [
         "gotestsum", "--junitfile", "/j.xml", "--", "./pkg"]
+
+
+SUREFIRE = """import pathlib
+reports = pathlib.Path("target/surefire-reports")
+reports.mkdir(parents=True, exist_ok=True)
+(reports / "TEST-com.acme.UserServiceTest.xml").write_text(
+    '<testsuite name="com.acme.UserServiceTest" tests="2" failures="1">'
+    '<testcase classname="com.acme.UserServiceTest" name="processesQueue"/>'
+    '<testcase classname="com.acme.UserServiceTest" name="boundsAuditLog">'
+    '<failure message="expected: 1000 but was: 5000"/></testcase></testsuite>')
+(reports / "TEST-com.acme.ApiTest.xml").write_text(
+    '<testsuite name="com.acme.ApiTest" tests="1"><testcase classname="com.acme.ApiTest" name="profile"/></testsuite>')
+raise SystemExit(1)
+"""
+
+
+def test_report_folders_of_other_runners_are_read(tmp_path):
+    stale = tmp_path / "target" / "surefire-reports"
+    stale.mkdir(parents=True)
+    (stale / "TEST-old.xml").write_text('<testsuite name="old" tests="1"><testcase classname="Old" name="x">'
+                                        '<failure message="stale"/></testcase></testsuite>')
+    run = run_tests(tmp_path, [sys.executable, "-c", SUREFIRE], [], env=_env(), timeout_s=60,
+                    junit_glob="target/surefire-reports/*.xml")
+    assert (run.status, run.passed, run.failed) == ("failed", 2, 1)
+    assert [f.name for f in run.failures] == ["com.acme.UserServiceTest::boundsAuditLog"]
+    assert "expected: 1000 but was: 5000" in run.failures[0].message
