@@ -52,7 +52,7 @@ def _in_file(test_name: str, path: str) -> bool:
 
 
 def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) -> RegressionProof:
-    before_failed = {f.name for f in before.failures} if before else set()
+    before_failed = set(before.failed_tests) if before else set()
     pre_existing = tuple(sorted(n for n in before_failed if not any(_in_file(n, t) for t in new_tests)))
     if not new_tests:
         return RegressionProof(new_tests, "no_new_test", "the fix adds or changes no test: nothing proves that "
@@ -61,11 +61,11 @@ def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) ->
         return RegressionProof(new_tests, "not_run", "the tests could not be run on the code before the fix",
                                pre_existing, before)
     new_failed_before = [f for f in before.failures if any(_in_file(f.name, t) for t in new_tests)]
-    new_failed_after = [f.name for f in after.failures if any(_in_file(f.name, t) for t in new_tests)]
+    new_failed_after = [n for n in after.failed_tests if any(_in_file(n, t) for t in new_tests)]
     if new_failed_after:
         return RegressionProof(new_tests, "fails_after", f"the new test fails with the fix too: "
                                f"{', '.join(new_failed_after[:3])}", pre_existing, before)
-    if not new_failed_before and before.status != "error":
+    if not any(any(_in_file(n, t) for t in new_tests) for n in before_failed) and before.status != "error":
         return RegressionProof(new_tests, "passes_before", "the new test passes without the fix too, so it does "
                                "not show the fault", pre_existing, before)
     how = "; ".join(f"{f.name}: {_first_line(f.message)}" for f in new_failed_before[:3]) or before.status
@@ -82,7 +82,7 @@ def _first_line(message: str) -> str:
 
 def blamed_failures(after: TestRun, proof: RegressionProof) -> list[str]:
     """Failures after the fix that were not already failing before it."""
-    return [f.name for f in after.failures if f.name not in proof.pre_existing_failures]
+    return [name for name in after.failed_tests if name not in proof.pre_existing_failures]
 
 
 def run_before(git: Git, changes: ChangeSet, selected: list[str],

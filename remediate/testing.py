@@ -37,7 +37,8 @@ class TestRun:
     errors: int = 0
     skipped: int = 0
     duration_s: float = 0.0
-    failures: tuple[TestFailure, ...] = ()
+    failures: tuple[TestFailure, ...] = ()  # the first ones, with messages, for people
+    failed_tests: tuple[str, ...] = ()  # every failed or errored test, by name
     output_tail: str = ""
     exit_code: int | None = None
     selection_reason: Mapping[str, str] = field(default_factory=dict)
@@ -140,7 +141,7 @@ def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
     else:
         status = "passed"
     return _with(run, status=status, passed=passed, failed=failed, errors=errors, skipped=skipped,
-                 failures=tuple(failures[:20]))
+                 failures=tuple(failures[:20]), failed_tests=tuple(f.name for f in failures))
 
 
 def _message(results: list[Any]) -> str:

@@ -7,7 +7,7 @@ NEW = ("tests/test_leak.py",)
 def _run(status: str, *failures: str) -> TestRun:
     return TestRun(("pytest",), (), status, passed=3, failed=len(failures),
                    failures=tuple(TestFailure(name, "E   assert 5000 <= 1000\nE    + where 5000 = len(x)")
-                                  for name in failures))
+                                  for name in failures), failed_tests=failures)
 
 
 def test_fails_before_passes_after():
