@@ -3,7 +3,7 @@
     .venv/bin/python bench/selection.py [--faults 6] [--seed 7]
 
 For each project: the released source distribution is downloaded from PyPI at run time (into
-.cache/bench, never committed), a fault is injected into one function at a time (its body starts
+~/.cache/remediate-bench, never committed), a fault is injected into one function at a time (its body starts
 by raising), the full suite runs to learn which test files catch it, and the selection that
 remediate would make for that one changed file runs on its own. Recall: every test file that fails
 under the full suite is selected. Faults the full suite does not catch are counted, not scored.
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from remediate.selection import select_affected_tests  # noqa: E402
 from remediate.testing import TestRun, run_tests  # noqa: E402
 
-CACHE = ROOT / ".cache" / "bench"
+# Outside the repository: pytest looks upward for its configuration, and must find the project's, not ours.
+CACHE = Path.home() / ".cache" / "remediate-bench"
 FAULT = 'raise RuntimeError("remediate-bench injected fault")'
 
 

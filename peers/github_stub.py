@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from peers.loopback import QuietHandler, base_url, serve, stop
 from peers.openapi import OpenAPIChecker
 
 
@@ -34,7 +35,7 @@ class GitHubStub:
     @property
     def api_url(self) -> str:
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return base_url(self._server)
 
     def _repo_url(self) -> str:
         return f"{self.api_url}/repos/{self.owner}/{self.repo}"
@@ -42,14 +43,10 @@ class GitHubStub:
     def start(self) -> GitHubStub:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _handle(self) -> None:
                 url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = self.read_body()
                 body = json.loads(raw) if raw else None
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 with stub._lock:
@@ -57,39 +54,21 @@ class GitHubStub:
                     if stub.checker:
                         stub.violations += stub.checker.check(self.command, url.path, query, body)
                     if self.headers.get("Authorization") not in (f"token {stub.token}", f"Bearer {stub.token}"):
-                        return self._send(401, {"message": "Bad credentials"})
+                        return self.send_json(401, {"message": "Bad credentials"})
                     short = stub.short(self.command, url.path)
                     if short in stub.garbage_next:
                         stub.garbage_next.discard(short)
-                        return self._raw(201, b"<html>proxy error</html>")
+                        return self.send_bytes(201, b"<html>proxy error</html>")
                     status, payload = stub.route(self.command, url.path, query, body)
-                self._send(status, payload)
-
-            def _raw(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
 
-            def _send(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)
 
     # --------------------------------------------------------------------------------------
     def short(self, method: str, path: str) -> str:

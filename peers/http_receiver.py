@@ -4,9 +4,10 @@ POST and answers with scripted statuses."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from peers.loopback import QuietHandler, base_url, serve, stop
 
 
 class Receiver:
@@ -18,31 +19,19 @@ class Receiver:
 
     def url(self, path: str = "/") -> str:
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+        return base_url(self._server) + path
 
     def start(self) -> Receiver:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                raw = self.read_body()
                 receiver.requests.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(raw)})
-                status = receiver.statuses.pop(0) if receiver.statuses else 202
-                data = json.dumps(receiver.answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(receiver.statuses.pop(0) if receiver.statuses else 202, receiver.answer)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from peers.loopback import QuietHandler, base_url, serve, stop
 
 
 class ScriptedLLM:
@@ -28,38 +30,27 @@ class ScriptedLLM:
     @property
     def base_url(self) -> str:
         assert self._server
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{base_url(self._server)}/v1"
 
     def start(self) -> ScriptedLLM:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.read_body() or b"{}")
                 if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
-                    return self._json(401, {"error": {"message": "invalid api key", "type": "auth"}})
+                    return self.send_json(401, {"error": {"message": "invalid api key", "type": "auth"}})
                 if not self.path.rstrip("/").endswith("/chat/completions"):
-                    return self._json(404, {"error": {"message": f"no route {self.path}"}})
+                    return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
                 with stub._lock:
                     stub.requests.append(body)
                     stub.headers.append(dict(self.headers))
                     step = stub.script.pop(0) if stub.script else {"content": "I have nothing more to do."}
                 if step.get("status"):
-                    return self._json(step["status"], {"error": {"message": step.get("error", "scripted failure")}})
+                    return self.send_json(step["status"], {"error": {"message": step.get("error", "scripted failure")}})
                 if body.get("stream"):
                     return self._stream(body, step)
-                return self._json(200, stub.completion(body, step))
-
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                return self.send_json(200, stub.completion(body, step))
 
             def _stream(self, body: dict[str, Any], step: dict[str, Any]) -> None:
                 self.send_response(200)
@@ -70,14 +61,11 @@ class ScriptedLLM:
                     self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        stop(self._server)
 
     def _calls(self, step: dict[str, Any]) -> list[dict[str, Any]]:
         calls = []

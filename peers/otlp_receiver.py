@@ -7,11 +7,12 @@ import gzip
 import threading
 from concurrent import futures
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from peers.loopback import QuietHandler, base_url, serve, stop
 
 
 @dataclass(frozen=True)
@@ -86,34 +87,23 @@ class HttpReceiver(_Store):
     def start(self) -> HttpReceiver:
         store = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.read_body()
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 if self.path != "/v1/traces":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
+                    return self.send_bytes(404, b"", "text/plain")
                 store.add(trace_service_pb2.ExportTraceServiceRequest.FromString(body), dict(self.headers))
                 data = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_bytes(200, data, "application/x-protobuf")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return base_url(self._server)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        stop(self._server)
