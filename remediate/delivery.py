@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,10 @@ class DeliveryError(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+# What git says when another push updated the ref between our look and our push.
+_RACE_MARKERS = ("stale info", "fetch first", "cannot lock ref", "failed to update ref", "incorrect old value")
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,12 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
         if done.returncode == 0:
             return
         message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
-        if "stale info" not in message and "fetch first" not in message:
+        if not any(marker in message for marker in _RACE_MARKERS):
             why = [line.strip() for line in message.splitlines()
                    if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
             raise DeliveryError("push_rejected", f"origin refused the push of {commit.branch} "
                                 f"(protected branch or a server hook): {' / '.join(why)[:500] or 'rejected'}")
+        time.sleep(random.uniform(0.2, 1.0))  # lost a race for the ref: look again, then retry
     raise DeliveryError("branch_diverged", f"{commit.branch} kept changing on origin while we pushed")
 
 
