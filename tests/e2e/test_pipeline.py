@@ -57,6 +57,8 @@ def test_fix_via_edit_file_ends_in_a_pull_request(remediate, mcp, stream):
     assert report["llm"]["cost_usd"] > 0
     assert str(out.run.report_path).startswith(run.env["RUNNER_TEMP"])
     assert "# ✅ remediate: fixed" in run.summary
+    from tests.meta.test_action_metadata import OUTPUTS_WRITTEN
+    assert set(run.outputs) == OUTPUTS_WRITTEN  # every output action.yml declares, and no other
 
 
 def test_first_prompt_carries_diagnosis_logs_code_and_commit(remediate, mcp):
