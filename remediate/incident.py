@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from remediate.adapters import detect, normalise
 from remediate.errors import UserError
 
 MAX_PAYLOAD_KEYS = 10
@@ -72,7 +73,8 @@ def _text(value: Any, where: str, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
             raise UserError("is required", field=where,
-                            hint="send it in client_payload.incident_id or the incident-id input")
+                            hint="send it in client_payload.incident_id or the incident-id input; raw PagerDuty v3, "
+                                 "Alertmanager, Grafana and Datadog webhook bodies are recognised too")
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise UserError(f"expected a string, got {type(value).__name__}", field=where)
@@ -153,8 +155,12 @@ def from_event(event_name: str, event: Mapping[str, Any], inputs: Mapping[str, s
         if isinstance(payload, Mapping) and len(payload) > MAX_PAYLOAD_KEYS:
             raise UserError(f"has {len(payload)} top-level keys; GitHub allows at most {MAX_PAYLOAD_KEYS}",
                             field="client_payload")
-        payload = dict(payload) if isinstance(payload, Mapping) else payload
-        if isinstance(payload, dict):
+        if isinstance(payload, Mapping):
+            try:
+                payload = normalise(payload)
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise UserError(f"looks like a {detect(payload)[0]} payload but lacks {exc}",  # type: ignore[index]
+                                field="client_payload") from None
             _apply_inputs(payload, inputs)
         return from_payload(payload, trigger=event_name)
     if event_name in ("workflow_dispatch", "workflow_call"):

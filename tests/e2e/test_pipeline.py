@@ -175,8 +175,9 @@ def test_missing_incident_id_is_a_one_line_error(remediate):
     run = out.run
     assert run.exit_code == 1
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error::")]
-    assert errors == ["::error::client_payload.incident_id: is required "
-                      "(send it in client_payload.incident_id or the incident-id input)"]
+    assert len(errors) == 1
+    assert errors[0].startswith("::error::client_payload.incident_id: is required (send it in "
+                                "client_payload.incident_id or the incident-id input; raw PagerDuty v3, ")
     assert "Traceback" not in run.stdout + run.stderr
     assert run.outputs["outcome"] == "error"
     assert run.report["outcome"] == "error" and run.report["reason"] == "bad_input"
@@ -239,3 +240,14 @@ def test_dry_run_reports_the_diff_and_pushes_nothing(remediate):
     assert out.github.pulls == [] and out.github.journal == []
     assert out.repo.remote_branches() == ["main"]
     assert "+AUDIT_LOG_SIZE = 1000" in out.run.report["diff"]
+
+
+def test_a_raw_alertmanager_body_is_remediated_like_a_canonical_one(remediate):
+    from pathlib import Path
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "payloads" / "alertmanager.json"
+    out = remediate(scenarios.good_fix(), payload=json.loads(fixture.read_text()))
+    assert out.run.exit_code == 0, out.run.stdout[-1500:]
+    incident = out.run.report["incident"]
+    assert incident["source"] == "alertmanager" and incident["suspect"]["files"] == ["app/users/service.py"]
+    assert out.github.pulls[0]["head"]["ref"] == f"hotfix/{incident['id']}"
+    assert "https://runbooks.example/user-service/memory" in out.github.pulls[0]["body"]
