@@ -244,7 +244,9 @@ class Run:
                                         + ", ".join(self.report.regression.pre_existing_failures[:10]))
         with self.stage("deliver"):
             self._deliver(workspace)
-        self._end("fixed", "tests_passed", "dry run: the change was not pushed" if self.dry_run
+        # Honest about what passed: failures that predate the fix are named, not hidden behind "passed".
+        reason = "tests_passed" if run.ok else "tests_pass_except_pre_existing_failures"
+        self._end("fixed", reason, "dry run: the change was not pushed" if self.dry_run
                   else f"pull request {self.report.pr.url if self.report.pr else ''}".strip())
 
     def _preflight(self) -> None:

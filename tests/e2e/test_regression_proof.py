@@ -36,6 +36,7 @@ def test_a_test_failing_before_the_fix_is_not_blamed_on_it(remediate):
     out = remediate(scenarios.good_fix(), extra_files={"tests/test_billing_link.py": ALREADY_BROKEN})
     run = out.run
     assert run.exit_code == 0 and run.outputs["outcome"] == "fixed"
+    assert run.outputs["reason"] == "tests_pass_except_pre_existing_failures"
     proof = run.report["tests"]["regression_proof"]
     assert proof["pre_existing_failures"] == [
         "tests.test_billing_link::test_depends_on_a_service_that_is_down_in_ci"]
