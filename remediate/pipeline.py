@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -333,7 +333,6 @@ class Run:
             run = run_tests(root, config.command, paths, env=env, timeout_s=config.timeout_seconds, reason=reason,
                             junit_glob=config.junit_glob)
             span.set_attribute("remediate.tests.status", run.status)
-        from dataclasses import replace
         return replace(run, output_tail=self.redact(run.output_tail))
 
     def _deliver(self, workspace: Workspace) -> None:
@@ -341,22 +340,22 @@ class Run:
         if self.dry_run:
             return
         env = self.request.environ
-        with self.telemetry.span("github get_repo"):  # type: ignore[union-attr]
+        with self._span("github get_repo"):
             repo = connect_repo(self.github_token or "", _api_url(env), env.get("GITHUB_REPOSITORY", ""))
         current = _current_branch(self.git)
         if current and current.startswith(self.config.delivery.branch_prefix):
             current = None  # a checkout of an earlier hotfix is no base for the next one
         base = self.config.delivery.base_branch or current or repo.default_branch
-        with self.telemetry.span("git commit"):  # type: ignore[union-attr]
+        with self._span("git commit"):
             commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
                                    self.report.trace_id, self.report.agent_summary)
-        with self.telemetry.span("git push", {"remediate.branch": commit.branch}):  # type: ignore[union-attr]
+        with self._span("git push", {"remediate.branch": commit.branch}):
             try:
                 push(self.git, commit, self.github_token, self.incident, self.config.delivery.bot_email)
             except DeliveryError as exc:
                 raise Escalate(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
         self.report.pr = None
-        with self.telemetry.span("github pull_request"):  # type: ignore[union-attr]
+        with self._span("github pull_request"):
             self.report.pr = open_or_update_pr(repo, commit, self.incident,
                                                self.redact(render_pr_body(self.report)), self.config.delivery)
 
@@ -446,11 +445,11 @@ class Run:
             self.report.warnings.append(self.redact(f"escalation channel attempt_branch failed: {exc}"))
 
     @contextmanager
-    def _span(self, name: str) -> Iterator[None]:
+    def _span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
         if self.telemetry is None:
             yield
             return
-        with self.telemetry.span(name):
+        with self.telemetry.span(name, attributes):
             yield
 
 
