@@ -27,7 +27,9 @@ class GitHubStub:
         self.comments: dict[int, list[str]] = {}
         self.journal: list[dict[str, Any]] = []
         self.violations: list[str] = []
-        self.fail_next: dict[str, int | tuple[int, str]] = {}  # "POST /pulls" -> status (and message), once
+        # "POST /pulls" -> status, or (status, message) or (status, message, headers), answered once
+        self.fail_next: dict[str, Any] = {}
+        self.extra_headers: dict[str, str] = {}  # headers of the next scripted failure
         self.garbage_next: set[str] = set()  # "POST /pulls" -> answer 201 with a body that is not JSON, once
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -60,7 +62,9 @@ class GitHubStub:
                         stub.garbage_next.discard(short)
                         return self.send_bytes(201, b"<html>proxy error</html>")
                     status, payload = stub.route(self.command, url.path, query, body)
-                self.send_json(status, payload)
+                    headers, stub.extra_headers = stub.extra_headers, {}
+                self.send_bytes(status, json.dumps(payload).encode() if payload is not None else b"",
+                                headers=headers)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
 
@@ -84,8 +88,10 @@ class GitHubStub:
         short = self.short(method, path)
         if short in self.fail_next:
             failure = self.fail_next.pop(short)
-            status, message = failure if isinstance(failure, tuple) else (failure, "scripted failure")
-            return status, {"message": message}
+            failure = failure if isinstance(failure, tuple) else (failure, "scripted failure")
+            if len(failure) == 3:
+                self.extra_headers = dict(failure[2])
+            return failure[0], {"message": failure[1]}
         routes = [
             ("GET", r"", lambda m: (200, self._repo_json())),
             ("GET", r"/pulls", lambda m: (200, self._list_pulls(query))),

@@ -105,7 +105,8 @@ def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident
     return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 
 
-def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, config: DeliveryConfig) -> PullRequest:
+def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, config: DeliveryConfig,
+                      what_changed: str = "") -> PullRequest:
     from github import GithubException
 
     try:
@@ -114,8 +115,8 @@ def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, 
         if existing:
             pr = existing[0]
             pr.edit(body=body)
-            pr.create_issue_comment(f"remediate re-ran for incident `{incident.id}` and updated this branch "
-                                    f"to `{commit.sha[:12]}`.")
+            pr.create_issue_comment(f"remediate re-ran for incident `{incident.id}` and force-pushed this branch "
+                                    f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
             created = False
         else:
             try:

@@ -38,7 +38,14 @@ from remediate.incident import Incident
 from remediate.llm import LLMError, OpenAIChat
 from remediate.mcp_client import McpError, McpHub
 from remediate.regression import blamed_failures, changed_tests, judge, run_before
-from remediate.report import Escalation, Report, render_escalation, render_pr_body, render_summary
+from remediate.report import (
+    Escalation,
+    Report,
+    render_changes,
+    render_escalation,
+    render_pr_body,
+    render_summary,
+)
 from remediate.secrets import Redactor, scrubbed_env
 from remediate.selection import select_affected_tests
 from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of
@@ -357,7 +364,8 @@ class Run:
         self.report.pr = None
         with self._span("github pull_request"):
             self.report.pr = open_or_update_pr(repo, commit, self.incident,
-                                               self.redact(render_pr_body(self.report)), self.config.delivery)
+                                               self.redact(render_pr_body(self.report)), self.config.delivery,
+                                               self.redact(render_changes(self.report)))
 
     # ------------------------------------------------------------------------------------------
     def _end(self, outcome: str, reason: str, detail: str) -> None:

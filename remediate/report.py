@@ -156,6 +156,10 @@ def _diagnosis(report: Report) -> list[str]:
     return lines
 
 
+def render_changes(report: Report) -> str:
+    return "\n".join(["Changes now:", "", *_changes_table(report)])
+
+
 def _changes_table(report: Report) -> list[str]:
     if not len(report.changes):
         return ["_No change._"]

@@ -188,3 +188,19 @@ def test_an_escalation_rerun_comments_on_the_same_issue(remediate, tmp_path):
     issues = _issues(first.github)
     assert len(issues) == 1
     assert any("ran again and escalated" in c for c in first.github.comments[issues[0]["number"]])
+
+
+def test_a_secondary_rate_limit_is_waited_out(remediate, github):
+    github.fail_next["POST /pulls"] = (403, "You have exceeded a secondary rate limit. Please wait a few minutes.",
+                                       {"Retry-After": "1"})
+    out = remediate(scenarios.good_fix())
+    assert out.run.exit_code == 0 and len(github.pulls) == 1
+    assert len([r for r in github.journal if r["method"] == "POST" and r["path"].endswith("/pulls")]) == 2
+
+
+def test_a_rerun_comment_says_what_changed(remediate, github, tmp_path):
+    first = remediate(scenarios.good_fix())
+    remediate(scenarios.good_fix(), repo=first.repo.fresh_clone(tmp_path / "again"))
+    [comment] = github.comments[github.pulls[0]["number"]]
+    assert "force-pushed this branch" in comment
+    assert "| `app/users/service.py` | modified |" in comment
