@@ -92,13 +92,16 @@ class Run:
     def stage(self, name: str) -> Iterator[None]:
         started = time.monotonic()
         span_cm = self.telemetry.span(f"stage {name}") if self.telemetry else None
-        with self.runner.group(name):
-            if span_cm:
-                with span_cm:
+        try:
+            with self.runner.group(name):
+                if span_cm:
+                    with span_cm:
+                        yield
+                else:
                     yield
-            else:
-                yield
-        self.report.timings[name] = self.report.timings.get(name, 0.0) + time.monotonic() - started
+        finally:
+            # Recorded for a stage that fails too: that is the timing a post-mortem looks for.
+            self.report.timings[name] = self.report.timings.get(name, 0.0) + time.monotonic() - started
 
     # ------------------------------------------------------------------------------------------
     def execute(self) -> Report:

@@ -50,5 +50,6 @@ def test_a_crash_while_delivering_still_ends_in_a_report(remediate, github):
     assert run.report["outcome"] == "error" and run.report["reason"] == "internal_error"
     assert run.outputs["outcome"] == "error" and run.outputs["trace-id"]
     assert run.report["tests"]["status"] == "passed"  # what happened before the crash is kept
+    assert {"incident", "config", "mcp", "context", "agent", "tests", "deliver"} <= set(run.report["timings"])
     assert len(run.report["changes"]) == 2
     assert "::error::" in run.stdout and "Traceback" not in run.stdout
