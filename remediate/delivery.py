@@ -58,10 +58,14 @@ def _commit(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryCo
             base_branch: str, trace_id: str, summary: str | None) -> Commit:
     paths = sorted(changes.files_touched)
     # Exactly the vetted paths: never `git add -A`, whatever else the tests left in the tree.
-    git.run("add", "--all", "--", *paths)
+    # git refuses to add a path .gitignore covers; the check below names it instead of a git error.
+    git.run("add", "--all", "--", *paths, check=False)
     staged = set(git.out("diff", "--cached", "--name-only", "-z").split("\0")) - {""}
     if staged != set(paths):
-        raise DeliveryError(f"staged files {sorted(staged)} differ from the vetted change {paths}")
+        missing = sorted(set(paths) - staged)
+        raise DeliveryError("not_committable", f"the vetted change could not be committed as vetted: {missing} "
+                            f"{'are' if len(missing) > 1 else 'is'} ignored by .gitignore or could not be "
+                            f"staged (staged: {sorted(staged)})")
     message = (f"{pr_title(incident)}\n\n{(summary or '').strip()[:2000]}\n\n"
                f"Incident-Id: {incident.id}\nTrace-Id: {trace_id}\n")
     identity = {"GIT_AUTHOR_NAME": config.bot_name, "GIT_AUTHOR_EMAIL": config.bot_email,

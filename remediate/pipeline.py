@@ -148,7 +148,7 @@ class Run:
                 self._end("escalated", esc.reason, esc.detail)
             except UserError as exc:
                 self._end("error", "bad_input", exc.one_line())
-            except (McpError, LLMError, GitHubError, GitError, DeliveryError) as exc:
+            except (McpError, LLMError, GitHubError, GitError) as exc:
                 self._end("error", _service_reason(exc), str(exc))
             root.set_attribute("remediate.outcome", self.report.outcome)
             root.set_attribute("remediate.cost_usd", self.report.cost_usd)
@@ -356,14 +356,14 @@ class Run:
         if current and current.startswith(self.config.delivery.branch_prefix):
             current = None  # a checkout of an earlier hotfix is no base for the next one
         base = self.config.delivery.base_branch or current or repo.default_branch
-        with self._span("git commit"):
-            commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
-                                   self.report.trace_id, self.report.agent_summary)
-        with self._span("git push", {"remediate.branch": commit.branch}):
-            try:
+        try:
+            with self._span("git commit"):
+                commit = commit_change(self.git, workspace.changes, self.incident, self.config.delivery, base,
+                                       self.report.trace_id, self.report.agent_summary)
+            with self._span("git push", {"remediate.branch": commit.branch}):
                 push(self.git, commit, self.github_token, self.incident, self.config.delivery.bot_email)
-            except DeliveryError as exc:
-                raise Escalate(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
+        except DeliveryError as exc:
+            raise Escalate(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
         self.report.pr = None
         with self._span("github pull_request"):
             self.report.pr = open_or_update_pr(repo, commit, self.incident,
@@ -466,7 +466,7 @@ class Run:
 
 def _service_reason(exc: Exception) -> str:
     return {McpError: "mcp_unavailable", LLMError: "llm_unavailable", GitHubError: "github_failed",
-            GitError: "git_failed", DeliveryError: "delivery_failed"}[type(exc)]
+            GitError: "git_failed"}[type(exc)]
 
 
 def _prefetch_arguments(schema: Mapping[str, Any], incident: Incident) -> dict[str, Any]:

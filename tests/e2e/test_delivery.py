@@ -204,3 +204,15 @@ def test_a_rerun_comment_says_what_changed(remediate, github, tmp_path):
     [comment] = github.comments[github.pulls[0]["number"]]
     assert "force-pushed this branch" in comment
     assert "| `app/users/service.py` | modified |" in comment
+
+
+def test_a_fix_in_an_ignored_path_escalates_instead_of_committing_something_else(remediate):
+    script = [*scenarios.good_fix()[:2],
+              {"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/generated/test_audit_log.py",
+                                                                   "content": scenarios.REGRESSION_TEST}}]},
+              *scenarios.good_fix()[3:]]
+    out = remediate(script, extra_files={".gitignore": "generated/\n"})
+    run = out.run
+    assert run.exit_code == 2 and run.report["reason"] == "not_committable"
+    assert "tests/generated/test_audit_log.py" in run.report["detail"] and ".gitignore" in run.report["detail"]
+    assert out.github.pulls == [] and out.repo.remote_branches() == ["main"]
