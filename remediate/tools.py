@@ -212,15 +212,15 @@ class Toolbox:
         if count != 1:
             return (f"ERROR: old_str occurs {count} times in {clean}; it must match exactly once "
                     "(include more surrounding lines).")
-        verdict = self.workspace.propose_content("edit_file", clean, current.replace(old_str, new_str, 1))
+        verdict = self.workspace.propose_content(clean, current.replace(old_str, new_str, 1))
         return self._verdict_text("edit_file", verdict, clean)
 
     def _tool_write_file(self, path: str, content: str) -> str:
         clean = self.workspace.writable(path)
-        return self._verdict_text("write_file", self.workspace.propose_content("write_file", clean, content), clean)
+        return self._verdict_text("write_file", self.workspace.propose_content(clean, content), clean)
 
     def _tool_apply_patch(self, patch: str) -> str:
-        return self._verdict_text("apply_patch", self.workspace.propose_patch("apply_patch", patch), "patch")
+        return self._verdict_text("apply_patch", self.workspace.propose_patch(patch), "patch")
 
     # Running ---------------------------------------------------------------------------------
     def _tool_run_tests(self, paths: list[str] | None = None) -> str:
@@ -244,7 +244,7 @@ class Toolbox:
         before = self._dirty()
         done = run_bounded(argv, self.workspace.root, self.command_env, COMMAND_TIMEOUT_S)
         # A command writes past the diff-first path; what it changed is judged now, or put back.
-        changed = self.workspace.adopt("run_command", self._external_changes(before))
+        changed = self.workspace.adopt(self._external_changes(before))
         note = ""
         if not changed.allowed:
             note = "\n" + self.refuse("run_command", changed.target or command, changed.rule,

@@ -77,7 +77,7 @@ class Workspace:
     def disk(self, path: str) -> str | None:
         return self._on_disk(path)
 
-    def adopt(self, tool: str, external: dict[str, tuple[str | None, str | None]]) -> Verdict:
+    def adopt(self, external: dict[str, tuple[str | None, str | None]]) -> Verdict:
         """Files a process changed behind our back: judged like any write; refused ones are put back."""
         if not external:
             return Verdict.allow()
@@ -105,18 +105,18 @@ class Workspace:
         return target.read_bytes().decode("utf-8", errors="replace")
 
     # Every write tool ends here: the proposed cumulative change, one verdict, then the write.
-    def propose(self, tool: str, proposed: ChangeSet) -> Verdict:
+    def propose(self, proposed: ChangeSet) -> Verdict:
         verdict = check_change_set(proposed, self.policy)
         if verdict.allowed:
             self._write(proposed)
             self.changes = proposed
         return verdict
 
-    def propose_content(self, tool: str, raw_path: object, content: str | None) -> Verdict:
+    def propose_content(self, raw_path: object, content: str | None) -> Verdict:
         path = self.resolve(raw_path)
-        return self.propose(tool, self.changes.with_content(path, self.original(path), content))
+        return self.propose(self.changes.with_content(path, self.original(path), content))
 
-    def propose_patch(self, tool: str, patch_text: str) -> Verdict:
+    def propose_patch(self, patch_text: str) -> Verdict:
         proposed = self.changes
         for source, target, new_content in self._parse_patch(patch_text):
             if source and target and source != target:
@@ -125,7 +125,7 @@ class Workspace:
                 path = target or source
                 assert path is not None
                 proposed = proposed.with_content(path, self.original(path), new_content)
-        return self.propose(tool, proposed)
+        return self.propose(proposed)
 
     def _parse_patch(self, patch_text: str) -> list[tuple[str | None, str | None, str | None]]:
         try:

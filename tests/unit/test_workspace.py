@@ -26,10 +26,10 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 def test_allowed_write_lands_and_refused_write_changes_nothing(repo):
     ws = _ws(repo)
-    assert ws.propose_content("write_file", "app/new.py", "x = 1\n").allowed
+    assert ws.propose_content("app/new.py", "x = 1\n").allowed
     assert (repo / "app" / "new.py").read_text() == "x = 1\n"
     before = _snapshot(repo)
-    verdict = ws.propose_content("edit_file", "config/production.yaml", "a: 2\n")
+    verdict = ws.propose_content("config/production.yaml", "a: 2\n")
     assert verdict.rule == "protected_file"
     assert _snapshot(repo) == before
     assert ws.changes.files_touched == {"app/new.py"}
@@ -37,9 +37,9 @@ def test_allowed_write_lands_and_refused_write_changes_nothing(repo):
 
 def test_a_refused_cumulative_change_keeps_the_earlier_accepted_one(repo):
     ws = _ws(repo, max_files_modified=1)
-    assert ws.propose_content("write_file", "app/svc.py", "one\n").allowed
+    assert ws.propose_content("app/svc.py", "one\n").allowed
     before = _snapshot(repo)
-    assert ws.propose_content("write_file", "app/other.py", "two\n").rule == "max_files_modified"
+    assert ws.propose_content("app/other.py", "two\n").rule == "max_files_modified"
     assert _snapshot(repo) == before and ws.changes.files_touched == {"app/svc.py"}
 
 
@@ -78,7 +78,7 @@ def test_apply_patch_modifies_adds_deletes_and_renames(repo):
 -gone
 """
     ws = _ws(repo, max_files_modified=5)
-    assert ws.propose_patch("apply_patch", patch).allowed
+    assert ws.propose_patch(patch).allowed
     assert (repo / "app" / "svc.py").read_text().endswith("return 3\n")
     assert (repo / "tests" / "test_g.py").read_text() == "def test_g():\n    assert True\n"
     assert not (repo / "app" / "old.py").exists()
@@ -86,7 +86,7 @@ def test_apply_patch_modifies_adds_deletes_and_renames(repo):
     assert statuses == {"app/svc.py": "modified", "tests/test_g.py": "added", "app/old.py": "deleted"}
     rename = ("diff --git a/app/move.py b/app/moved.py\nsimilarity index 100%\n"
               "rename from app/move.py\nrename to app/moved.py\n")
-    assert ws.propose_patch("apply_patch", rename).allowed
+    assert ws.propose_patch(rename).allowed
     assert (repo / "app" / "moved.py").read_text() == "same\n" and not (repo / "app" / "move.py").exists()
 
 
@@ -105,7 +105,7 @@ def test_patch_touching_a_protected_file_changes_nothing(repo):
 """
     before = _snapshot(repo)
     ws = _ws(repo)
-    assert ws.propose_patch("apply_patch", patch).rule == "protected_file"
+    assert ws.propose_patch(patch).rule == "protected_file"
     assert _snapshot(repo) == before
 
 
@@ -123,5 +123,5 @@ BAD_PATCHES = [
 def test_bad_patches_are_reported(repo, patch):
     ws = _ws(repo)
     with pytest.raises((PatchError, PathRefused)):
-        ws.propose_patch("apply_patch", patch)
+        ws.propose_patch(patch)
     assert len(ws.changes) == 0
