@@ -6,7 +6,7 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,14 +112,24 @@ class Run:
         self.runner.mask(self.github_token)
         self.telemetry = setup(TelemetryConfig())
         try:
-            with self.stage("incident"):
-                self.incident = self._read_incident()
-                report.incident = self.incident
+            # Parsed once, before the incident (which needs trigger.event_type); a config error is raised
+            # after the incident is read, so a missing incident id is still the error people see first.
+            config_error: UserError | None = None
             with self.stage("config"):
-                self.config = load_config(self.request.repo, self.request.inputs.get("config"),
-                                          self.request.inputs)
-                report.config_source = self.config.source
-                self._register_secrets()
+                try:
+                    self.config = load_config(self.request.repo, self.request.inputs.get("config"),
+                                              self.request.inputs)
+                except UserError as exc:
+                    config_error = exc
+            with self.stage("incident"):
+                event_type = self.config.trigger.event_type if self.config else "incident"
+                self.incident = incident_mod.from_event(self.request.event_name, self.request.event,
+                                                        self.request.inputs, event_type=event_type)
+                report.incident = self.incident
+            if config_error or self.config is None:
+                raise config_error or UserError("no configuration", field="config")
+            report.config_source = self.config.source
+            self._register_secrets()
             self.telemetry = setup(self.config.telemetry)
             self._traced()
         except UserError as exc:
@@ -157,15 +167,6 @@ class Run:
             root.set_attribute("remediate.reason", self.report.reason)
             if self.report.outcome == "error":
                 set_error(root, self.report.reason)
-
-    def _read_incident(self) -> Incident:
-        event_type = "incident"
-        repo = self.request.repo
-        # The event type is configurable, but the config is read after the incident: peek at it.
-        with suppress(UserError):
-            event_type = load_config(repo, self.request.inputs.get("config")).trigger.event_type
-        return incident_mod.from_event(self.request.event_name, self.request.event, self.request.inputs,
-                                       event_type=event_type)
 
     def _register_secrets(self) -> None:
         assert self.config
