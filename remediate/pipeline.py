@@ -6,7 +6,7 @@ import json
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from remediate.escalation import (
 )
 from remediate.gh import GitHubError, connect_repo
 from remediate.gitops import Git, GitError
-from remediate.guardrails import WritePolicy
+from remediate.guardrails import PathRefused, WritePolicy
 from remediate.incident import Incident
 from remediate.llm import LLMError, OpenAIChat
 from remediate.mcp_client import McpError, McpHub
@@ -83,6 +83,7 @@ class Run:
     incident: Incident | None = None
     github_token: str | None = None
     git: Git | None = None
+    _base: tuple[list[str], dict[str, str]] | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -320,11 +321,14 @@ class Run:
         config = self.config.tests
         reason: dict[str, str] = {}
         if paths is None and config.mode == "auto":
-            tracked = self.git.tracked_files()
-            sources = {p: workspace.read(p) or "" for p in tracked if p.endswith(".py")}
+            tracked, base = self._base_sources(workspace)
+            sources = dict(base)
             for change in workspace.changes:
-                if change.path.endswith(".py") and change.after is not None:
-                    sources[change.path] = change.after
+                if change.path.endswith(".py"):
+                    if change.after is None:
+                        sources.pop(change.path, None)
+                    else:
+                        sources[change.path] = change.after
             selection = select_affected_tests(sources, workspace.changes.files_touched, config.map, tracked)
             paths, reason = list(selection.tests), dict(selection.reason)
             if not paths and config.when_none_selected == "escalate":
@@ -335,6 +339,19 @@ class Run:
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
         return self._execute_tests(self.request.repo, paths, reason)
+
+    def _base_sources(self, workspace: Workspace) -> tuple[list[str], dict[str, str]]:
+        """Tracked files and their Python sources before the run: read once, they do not change."""
+        if self._base is None:
+            assert self.git
+            tracked = self.git.tracked_files()
+            base = {}
+            for path in tracked:
+                if path.endswith(".py"):
+                    with suppress(PathRefused, OSError):
+                        base[path] = workspace.original(path) or ""
+            self._base = (tracked, base)
+        return self._base
 
     def _execute_tests(self, root: Path, paths: list[str], reason: dict[str, str]) -> TestRun:
         assert self.config and self.telemetry

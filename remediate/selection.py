@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ def module_names(path: str) -> set[str]:
     return names
 
 
-def imported_modules(path: str, source: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # each run_tests call asks again about mostly unchanged files
+def imported_modules(path: str, source: str) -> frozenset[str]:
     """Every module name an import in `source` may load, parents included (importing a.b runs a)."""
     try:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError):
-        return set()
+        return frozenset()
     package = posixpath.dirname(path).replace("/", ".")
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -57,7 +59,7 @@ def imported_modules(path: str, source: str) -> set[str]:
     for name in found:
         parts = name.split(".")
         with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return with_parents
+    return frozenset(with_parents)
 
 
 @dataclass(frozen=True)
