@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from peers import scenarios  # noqa: E402
+from peers import events, scenarios  # noqa: E402
 from peers.github_stub import GitHubStub  # noqa: E402
 from peers.harness import make_sample_repo, run_action, start_mcp  # noqa: E402
 from peers.openai_stub import ScriptedLLM  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> int:
         probe = make_sample_repo(base / "probe")
         mcp = start_mcp(base, scenarios.incident_logs(), scenarios.payload(probe.bug_commit))
         repo = make_sample_repo(base / "run", scenarios.config_yaml(mcp.url))
-        event = {"action": "incident", "client_payload": scenarios.payload(repo.bug_commit)}
+        event = events.repository_dispatch(scenarios.payload(repo.bug_commit))
         print(f"incident: {event['client_payload']['summary']}")
         print(f"workspace: {repo.workspace} (origin {repo.origin})")
         result = run_action(base / "run", repo.workspace, "repository_dispatch", event,

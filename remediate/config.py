@@ -103,8 +103,11 @@ class TestsConfig(_Model):
     timeout_seconds: float = Field(default=600, gt=0)
     env: list[str] = Field(default_factory=list)
     when_none_selected: Literal["run_all", "escalate"] = "run_all"
+    # Run once before any test, e.g. `pip install -r requirements-dev.txt`: inside the action's container only
+    # pytest is installed, so a project's own test dependencies come from here.
+    setup: list[str] = Field(default_factory=list)
 
-    @field_validator("command", mode="before")
+    @field_validator("command", "setup", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         import shlex
@@ -196,11 +199,11 @@ def load_config(repo: Path, explicit: str | None = None, overrides: Mapping[str,
     if path is not None:
         label = path.name if path.parent == repo else str(path)
         data, lines = _parse_yaml(path.read_text(encoding="utf-8", errors="replace"), label)
-    data = _apply_overrides(data, overrides or {})
+    data, overridden = _apply_overrides(data, overrides or {})
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise _user_error(exc, lines, label) from None
+        raise _user_error(exc, lines, label, overridden) from None
     return config.model_copy(update={"source": label})
 
 
@@ -244,10 +247,14 @@ def _index_lines(node: yaml.Node | None, path: tuple[Any, ...], lines: dict[tupl
             _index_lines(item, (*path, i), lines, label)
 
 
-def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: str | None) -> UserError:
+def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: str | None,
+                overridden: Mapping[tuple[str, ...], str]) -> UserError:
     err = exc.errors()[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
     dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
+    if loc[:2] in overridden:
+        # The value came from an action input or CLI flag, not from the file: name the input.
+        label, lines, dotted = None, {}, overridden[loc[:2]]  # type: ignore[index]
     line = None
     for depth in range(len(loc), -1, -1):
         if loc[:depth] in lines:
@@ -266,14 +273,20 @@ def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: 
     return UserError(message, field=dotted, source=label, line=line, hint=hint)
 
 
-def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> dict[str, Any]:
-    """Action inputs and CLI flags win over the file; values arrive as strings."""
+def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]
+                     ) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Action inputs and CLI flags win over the file; values arrive as strings. Also returns which config
+    keys an input set, so a validation error names the input rather than the file."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    overridden: dict[tuple[str, ...], str] = {}
+    inputs = {("llm", "model"): "model", ("costs", "budget_usd"): "budget-usd",
+              ("delivery", "base_branch"): "base-branch", ("llm", "base_url"): "llm-base-url"}
 
     def put(section: str, key: str, value: Any) -> None:
         current = data.get(section)
         data[section] = dict(current) if isinstance(current, dict) else {}
         data[section][key] = value
+        overridden[(section, key)] = inputs[(section, key)]
 
     if overrides.get("model"):
         put("llm", "model", overrides["model"])
@@ -287,4 +300,4 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, str]) -> dict
         put("delivery", "base_branch", overrides["base-branch"])
     if overrides.get("llm-base-url"):
         put("llm", "base_url", overrides["llm-base-url"])
-    return data
+    return data, overridden

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -37,6 +38,7 @@ from remediate.guardrails import PathRefused, WritePolicy
 from remediate.incident import Incident
 from remediate.llm import LLMError, OpenAIChat
 from remediate.mcp_client import McpError, McpHub
+from remediate.processes import run_bounded
 from remediate.regression import blamed_failures, changed_tests, judge, run_before
 from remediate.report import (
     Escalation,
@@ -193,6 +195,9 @@ class Run:
         config, env = self.config, self.request.environ
         self.git = Git(self.request.repo.resolve(), scrubbed_env(env))
         self._preflight()
+        if config.tests.setup:
+            with self.stage("test_setup"):
+                self._test_setup()
         api_key = env.get(config.llm.api_key_env) or ""
         price = price_for(config.llm.model, config.costs.prices)
         if price is None:
@@ -339,6 +344,20 @@ class Run:
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
         return self._execute_tests(self.request.repo, paths, reason)
+
+    def _test_setup(self) -> None:
+        """The project's test dependencies, installed before any money is spent: if they cannot be, no test
+        can run, and on-call hears why."""
+        assert self.config
+        config = self.config.tests
+        with self._span("test_setup"):
+            done = run_bounded(config.setup, self.request.repo, scrubbed_env(self.request.environ, config.env),
+                               config.timeout_seconds)
+        tail = self.redact("\n".join(done.output.splitlines()[-30:]))
+        if done.timed_out or done.exit_code != 0:
+            why = (f"timed out after {config.timeout_seconds:g} s" if done.timed_out
+                   else done.start_error or f"exit code {done.exit_code}")
+            raise Escalate("test_setup_failed", f"tests.setup ({shlex.join(config.setup)}) failed: {why}\n{tail}")
 
     def _base_sources(self, workspace: Workspace) -> tuple[list[str], dict[str, str]]:
         """Tracked files and their Python sources before the run: read once, they do not change."""

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from peers import scenarios
+from peers import events, scenarios
 from peers.github_stub import GitHubStub
 from peers.harness import ActionRun, McpProcess, SampleRepo, make_sample_repo, run_action, start_mcp
 from peers.openai_stub import ScriptedLLM
@@ -75,7 +75,7 @@ def remediate(tmp_path: Path, github: GitHubStub, mcp: McpProcess) -> Iterator[A
                 mcp.url, stream=stream, extra=config_extra, guardrails=guardrails, blocked=blocked)
             repo = make_sample_repo(tmp_path / f"case{len(started)}", text, extra_files, symlinks)
         if event is None:
-            event = {"action": "incident", "client_payload": payload or scenarios.payload(repo.bug_commit)}
+            event = events.repository_dispatch(payload or scenarios.payload(repo.bug_commit))
         run = run_action(tmp_path / f"case{len(started)}", repo.workspace, event_name, event,
                          {"github-token": github.token, **(inputs or {})},
                          {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": llm.api_key,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from peers import scenarios
+from peers import events, scenarios
 from peers.harness import git
 from remediate.secrets import REDACTED
 
@@ -158,8 +158,8 @@ def test_refused_protected_file_then_good_fix(remediate):
 
 
 def test_workflow_dispatch_inputs_become_the_incident(remediate, tmp_path):
-    event = {"inputs": {"incident-id": "INC-77", "summary": "Memory leak in UserService.process_queue()"},
-             "ref": "refs/heads/main", "repository": {"full_name": "acme/user-service"}}
+    event = events.workflow_dispatch({"incident-id": "INC-77",
+                                      "summary": "Memory leak in UserService.process_queue()"})
     out = remediate(scenarios.good_fix(), event_name="workflow_dispatch", event=event)
     assert out.run.exit_code == 0, out.run.stdout
     incident = out.run.report["incident"]
@@ -171,7 +171,7 @@ def test_workflow_dispatch_inputs_become_the_incident(remediate, tmp_path):
 
 
 def test_missing_incident_id_is_a_one_line_error(remediate):
-    out = remediate([], event={"action": "incident", "client_payload": {"summary": "no id here"}})
+    out = remediate([], event=events.repository_dispatch({"summary": "no id here"}))
     run = out.run
     assert run.exit_code == 1
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error::")]
@@ -251,3 +251,41 @@ def test_a_raw_alertmanager_body_is_remediated_like_a_canonical_one(remediate):
     assert incident["source"] == "alertmanager" and incident["suspect"]["files"] == ["app/users/service.py"]
     assert out.github.pulls[0]["head"]["ref"] == f"hotfix/{incident['id']}"
     assert "https://runbooks.example/user-service/memory" in out.github.pulls[0]["body"]
+
+
+SETUP_CHECK = '''from pathlib import Path
+
+
+def pytest_configure(config):
+    if not (Path(__file__).parent.parent / ".test-deps" / "installed").exists():
+        raise RuntimeError("the project's test dependencies are missing: tests.setup did not run")
+'''
+SETUP = ("import os, pathlib; p = pathlib.Path('.test-deps'); p.mkdir(); "
+         "(p / 'installed').write_text(os.environ.get('OPENAI_API_KEY', 'no key here'))")
+
+
+def test_tests_setup_runs_once_before_the_tests_without_secrets(remediate):
+    config_extra = f"tests:\n  setup: [python, -c, \"{SETUP}\"]\n"
+    out = remediate(scenarios.good_fix(), config_extra=config_extra, extra_files={"tests/conftest.py": SETUP_CHECK})
+    run = out.run
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["tests"]["status"] == "passed"
+    # It ran in the checkout, with the same scrubbed environment as the tests.
+    assert (out.repo.workspace / ".test-deps" / "installed").read_text() == "no key here"
+    assert "test_setup" in run.report["timings"]
+    # What it made is no part of the fix.
+    assert [c["path"] for c in run.report["changes"]] == ["app/users/service.py", "tests/test_audit_log_bounded.py"]
+
+
+def test_a_failing_tests_setup_escalates_before_any_model_call(remediate):
+    config_extra = ("tests:\n  setup: [python, -c, \"print('Collecting auditfmt==9.9'); "
+                    "print('ERROR: No matching distribution found for auditfmt==9.9'); raise SystemExit(1)\"]\n")
+    out = remediate(scenarios.good_fix(), config_extra=config_extra)
+    run = out.run
+    assert run.exit_code == 2, run.stdout + run.stderr
+    assert (run.outputs["outcome"], run.outputs["reason"]) == ("escalated", "test_setup_failed")
+    assert out.llm.requests == [] and out.github.pulls == []
+    detail = run.report["detail"]
+    assert "exit code 1" in detail and "No matching distribution found for auditfmt==9.9" in detail
+    issue = [i for i in out.github.issues if not i.get("_pr")]
+    assert len(issue) == 1 and "No matching distribution found for auditfmt==9.9" in issue[0]["body"]

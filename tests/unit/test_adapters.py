@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from peers import events
 from remediate.adapters import detect
 from remediate.errors import UserError
 from remediate.incident import from_event
@@ -13,7 +14,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 def _dispatch(name: str):
     payload = json.loads((FIXTURES / f"{name}.json").read_text())
     assert len(payload) <= 10, "a client_payload has at most 10 top-level keys"
-    return from_event("repository_dispatch", {"action": "incident", "client_payload": payload}, {})
+    return from_event("repository_dispatch", events.repository_dispatch(payload), {})
 
 
 def test_pagerduty_v3_webhook():

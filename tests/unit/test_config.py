@@ -82,3 +82,12 @@ def test_bad_override_and_missing_explicit_file(tmp_path):
 def test_test_command_accepts_a_string(tmp_path):
     config = load_config(_repo(tmp_path, **{".remediate.yaml": "tests:\n  command: python -m pytest -x\n"}))
     assert config.tests.command == ["python", "-m", "pytest", "-x"]
+
+
+def test_an_invalid_value_from_an_input_names_the_input_not_the_file(tmp_path):
+    (tmp_path / ".remediate.yaml").write_text("llm:\n  model: gpt-4.1\ncosts:\n  budget_usd: 1.0\n")
+    with pytest.raises(UserError) as caught:
+        load_config(tmp_path, overrides={"budget-usd": "-1"})
+    text = str(caught.value)
+    assert text.startswith("budget-usd: ") and "greater than 0" in text
+    assert ".remediate.yaml" not in text
