@@ -113,13 +113,21 @@ class McpProcess:
             self.process.kill()
 
 
-def start_mcp(base: Path, logs: str, incident: dict[str, Any], token: str = "mcp-bridge-token-123456") -> McpProcess:
-    port = free_port()
+def mcp_files(base: Path, logs: str, incident: dict[str, Any]) -> list[str]:
+    """The incident server's data files, as its command-line arguments."""
     logs_file, journal, record = base / "incident-logs.txt", base / "mcp-journal.jsonl", base / "incident.json"
     logs_file.write_text(logs)
     record.write_text(json.dumps(incident))
-    process = subprocess.Popen([sys.executable, "-m", "peers.mcp_incident", "--port", str(port), "--token", token,
-                                "--logs", str(logs_file), "--journal", str(journal), "--incident", str(record)],
+    return ["--logs", str(logs_file), "--journal", str(journal), "--incident", str(record)]
+
+
+def start_mcp(base: Path, logs: str, incident: dict[str, Any], token: str = "mcp-bridge-token-123456",
+              transport: str = "http", port: int | None = None, forbidden_token: str | None = None) -> McpProcess:
+    port = port or free_port()
+    journal = base / "mcp-journal.jsonl"
+    extra = ["--forbidden-token", forbidden_token] if forbidden_token else []
+    process = subprocess.Popen([sys.executable, "-m", "peers.mcp_incident", "--transport", transport,
+                                "--port", str(port), "--token", token, *extra, *mcp_files(base, logs, incident)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -127,7 +135,8 @@ def start_mcp(base: Path, logs: str, incident: dict[str, Any], token: str = "mcp
             raise RuntimeError(f"MCP server exited: {process.stderr.read().decode() if process.stderr else ''}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return McpProcess(f"http://127.0.0.1:{port}/mcp", token, journal, process)
+                path = "/sse" if transport == "sse" else "/mcp"
+                return McpProcess(f"http://127.0.0.1:{port}{path}", token, journal, process)
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("MCP server did not start listening within 20s")

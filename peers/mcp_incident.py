@@ -1,16 +1,20 @@
-"""An incident MCP server built with the official SDK: streamable HTTP, bearer auth.
+"""An incident MCP server built with the official SDK: streamable HTTP or legacy HTTP+SSE with bearer auth,
+or stdio.
 
 Serves the logs of one incident from a file, like an observability bridge would, and offers a
 destructive tool the agent must never be given. Every call is appended to a JSONL journal so tests
-can see what reached the server.
+can see what reached the server. `environment_names` tells tests what environment a stdio server got,
+and `exit_server` ends the process, as a crashing server would.
 
     python -m peers.mcp_incident --port 8931 --token T --logs logs.txt --journal calls.jsonl
+    python -m peers.mcp_incident --transport stdio --logs logs.txt --journal calls.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,20 +25,33 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
+SCOPE = "incidents:read"
+
 
 class StaticToken:
-    def __init__(self, token: str) -> None:
+    """`token` may read incidents; `forbidden` is a valid token without that scope (HTTP 403)."""
+
+    def __init__(self, token: str, forbidden: str | None = None) -> None:
         self.token = token
+        self.forbidden = forbidden
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        return AccessToken(token=token, client_id="remediate", scopes=[]) if token == self.token else None
+        if token == self.token:
+            return AccessToken(token=token, client_id="remediate", scopes=[SCOPE])
+        if self.forbidden and token == self.forbidden:
+            return AccessToken(token=token, client_id="someone-else", scopes=[])
+        return None
 
 
-def build(port: int, token: str, logs: Path, journal: Path, incident: dict[str, Any]) -> MCPServer:
+def build(port: int | None, token: str | None, logs: Path, journal: Path, incident: dict[str, Any],
+          forbidden: str | None = None) -> MCPServer:
     warnings.filterwarnings("ignore", message=".*validate_token_resource.*")
-    server = MCPServer("incidents", token_verifier=StaticToken(token), auth=AuthSettings(
-        issuer_url="http://127.0.0.1:9", resource_server_url=f"http://127.0.0.1:{port}/mcp",
-        validate_token_resource=False))
+    if token is None:
+        server = MCPServer("incidents")
+    else:
+        server = MCPServer("incidents", token_verifier=StaticToken(token, forbidden), auth=AuthSettings(
+            issuer_url="http://127.0.0.1:9", resource_server_url=f"http://127.0.0.1:{port}/mcp",
+            required_scopes=[SCOPE], validate_token_resource=False))
 
     def record(tool: str, arguments: dict[str, Any], ctx: Context | None) -> None:
         meta = None
@@ -66,20 +83,37 @@ def build(port: int, token: str, logs: Path, journal: Path, incident: dict[str, 
         record("restart_service", {"service": service}, ctx)
         return f"restarted {service}"
 
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def environment_names() -> list[str]:
+        """The names of this server's environment variables."""
+        return sorted(os.environ)
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True))
+    def exit_server(ctx: Context) -> str:
+        """End the server process at once, as a crash would."""
+        record("exit_server", {}, ctx)
+        os._exit(3)
+
     return server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--token", required=True)
+    parser.add_argument("--transport", choices=["http", "sse", "stdio"], default="http")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--token")
+    parser.add_argument("--forbidden-token", help="a valid token that lacks the scope the tools need")
     parser.add_argument("--logs", type=Path, required=True)
     parser.add_argument("--journal", type=Path, required=True)
     parser.add_argument("--incident", type=Path, help="JSON incident record")
     args = parser.parse_args()
     incident = json.loads(args.incident.read_text()) if args.incident else {}
-    server = build(args.port, args.token, args.logs, args.journal, incident)
-    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    if args.transport == "stdio":
+        build(None, None, args.logs, args.journal, incident).run("stdio")
+        return
+    server = build(args.port, args.token, args.logs, args.journal, incident, args.forbidden_token)
+    app = server.sse_app() if args.transport == "sse" else server.streamable_http_app()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ YAML line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -39,30 +40,90 @@ class LLMConfig(_Model):
 
 
 class MCPAuth(_Model):
-    type: Literal["bearer"] = "bearer"
-    token_env: str
+    """`bearer`: a token from `token_env`. `client_credentials`: OAuth 2.0 client credentials (a CI job has no
+    browser), the secret from `client_secret_env`; the token endpoint is discovered from the server."""
+    type: Literal["bearer", "client_credentials"] = "bearer"
+    token_env: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    scope: str | None = None
+    issuer: str | None = None  # the authorization server the client belongs to; tokens are asked of it only
+    token_endpoint_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+
+    @model_validator(mode="after")
+    def _complete(self) -> MCPAuth:
+        if self.type == "bearer" and not self.token_env:
+            raise ValueError("bearer auth needs token_env (the variable holding the token)")
+        if self.type == "client_credentials" and not (self.client_id and self.client_secret_env):
+            raise ValueError("client_credentials auth needs client_id and client_secret_env")
+        return self
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class MCPServerConfig(_Model):
+    """A remote server (`url`, streamable HTTP or the legacy HTTP+SSE transport) or a local one started over
+    stdio (`command`, `args`, `env`). Header and env values may name variables as `${NAME}`; nothing else of
+    the action's environment reaches a stdio server."""
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     url: str | None = None
-    transport: Literal["streamable-http"] = "streamable-http"
+    transport: Literal["streamable-http", "sse", "stdio"] | None = None  # inferred when omitted
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
     auth: MCPAuth | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     tools: list[str] | None = None
     prefetch: list[str] = Field(default_factory=lambda: ["get_incident_logs"])
+    connect_timeout_seconds: float = Field(default=15, gt=0)
     timeout_seconds: float = Field(default=30, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("transport") is None:
+            url = data.get("url")
+            inferred = ("stdio" if data.get("command") else
+                        "sse" if isinstance(url, str) and url.rstrip("/").endswith("/sse") else "streamable-http")
+            data = {**data, "transport": inferred}
+        return data
+
     @model_validator(mode="after")
-    def _has_url(self) -> MCPServerConfig:
-        if not self.url:
-            raise ValueError("a server needs a url")
+    def _transport(self) -> MCPServerConfig:
+        if self.transport == "stdio":
+            if not self.command:
+                raise ValueError("a stdio server needs a command")
+            if self.url or self.auth or self.headers:
+                raise ValueError("a stdio server takes command, args and env, not url, auth or headers")
+        else:
+            if not self.url:
+                raise ValueError("a server needs a url, or a command to start it over stdio")
+            if self.command or self.args or self.env:
+                raise ValueError("command, args and env are for stdio servers; this one has a url")
+        for value in [*self.headers.values(), *self.env.values()]:
+            for name in _ENV_REFERENCE.findall(value):
+                if name in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN"):
+                    raise ValueError(f"${{{name}}} must not be passed to an MCP server")
         return self
+
+    def referenced_variables(self) -> set[str]:
+        return {n for v in [*self.headers.values(), *self.env.values()] for n in _ENV_REFERENCE.findall(v)}
+
+    def expand(self, value: str, environ: Mapping[str, str]) -> str:
+        return _ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), ""), value)
+
+    @property
+    def location(self) -> str:
+        """How messages name where the server is: its URL, or the command that starts it."""
+        return self.url or " ".join([self.command or "", *self.args]).strip()
 
 
 class MCPConfig(_Model):
     servers: list[MCPServerConfig] = Field(default_factory=list)
-    context_chars: int = Field(default=24_000, ge=1000)
+    # The condensed logs in the prompt, estimated at 4 characters a token (no tokenizer: they download data).
+    log_budget_tokens: int = Field(default=6000, ge=250)
 
     @field_validator("servers")
     @classmethod

@@ -42,6 +42,9 @@ class ContextPack:
         return "\n".join(s.render() for s in self.sections)
 
 
+CHARS_PER_TOKEN = 4  # an estimate: exact tokenizers download their data at first use
+
+
 def condense_logs(text: str, max_chars: int) -> str:
     """Repeated lines become one line with a count; errors and stack frames are always kept."""
     order: list[str] = []
@@ -99,11 +102,11 @@ def locate_function(source: str, dotted: str) -> tuple[int, int] | None:
 
 def build_context(incident: Incident, *, read: Callable[[str], str | None], tracked: Sequence[str],
                   commit_text: str | None, mcp_texts: Mapping[str, str], redact: Callable[[str], str],
-                  max_log_chars: int) -> ContextPack:
+                  log_budget_tokens: int) -> ContextPack:
     sections = [Section("Incident", _incident_text(incident), "incident payload")]
     before = after = 0
     for label, text in mcp_texts.items():
-        condensed = condense_logs(redact(text), max_log_chars // max(len(mcp_texts), 1))
+        condensed = condense_logs(redact(text), CHARS_PER_TOKEN * log_budget_tokens // max(len(mcp_texts), 1))
         before += len(text)
         after += len(condensed)
         sections.append(Section(f"Incident data from MCP: {label} (condensed)", condensed, f"mcp {label}"))

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from remediate.config import MCPServerConfig
 
@@ -83,17 +85,105 @@ def result_text(result: Any) -> McpResult:
     return McpResult("\n".join(parts), bool(getattr(result, "is_error", False)))
 
 
+class _Connection:
+    """One server's session, owned by one task: the SDK's task groups must be entered and left by the same
+    task, so a reconnect asks the owner to close and reopen rather than doing it from the calling task."""
+
+    def __init__(self, server: MCPServerConfig, environ: Mapping[str, str]) -> None:
+        self.server = server
+        self.environ = environ
+        self.client: Any = None
+        self.protocol_version: str | None = None
+        self.http_status: int | None = None  # the last HTTP error status the server answered with
+        # A stdio server's stderr, kept for error messages; closed with the connection.
+        self.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._requests: asyncio.Queue[str] = asyncio.Queue()
+        self._ready: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Connect, or after a dropped session close what is left of it and connect again."""
+        self._ready = asyncio.get_running_loop().create_future()
+        if self._task is None:
+            self._task = asyncio.create_task(self._own())
+        else:
+            self._requests.put_nowait("open")
+        await asyncio.wait_for(asyncio.shield(self._ready), timeout=self.server.connect_timeout_seconds)
+
+    async def close(self) -> None:
+        self._requests.put_nowait("close")
+        if self._task:
+            with suppress(BaseException):
+                await asyncio.wait_for(self._task, timeout=5)
+        self.errlog.close()
+
+    async def _own(self) -> None:
+        from mcp import Client
+        from mcp.types import Implementation
+
+        from remediate import __version__
+        from remediate.mcp_transport import open_transport
+
+        request: str | None = "open"
+        while request == "open":
+            request = None
+            try:
+                async with AsyncExitStack() as stack:
+                    transport = await open_transport(stack, self.server, self.environ, self.errlog,
+                                                     self._heard)
+                    client = Client(transport, read_timeout_seconds=self.server.timeout_seconds,
+                                    raise_exceptions=True,
+                                    client_info=Implementation(name="remediate", version=__version__))
+                    await stack.enter_async_context(client)
+                    self.client = client
+                    self.protocol_version = _protocol_version(client)
+                    self._settle(None)
+                    request = await self._requests.get()
+            except Exception as exc:  # a failed connect goes to its waiter; a broken session is noticed by calls
+                self._settle(exc)
+            self.client = None
+            if request is None:
+                request = await self._requests.get()
+
+    def _heard(self, status: int) -> None:
+        self.http_status = status
+
+    def _settle(self, exc: BaseException | None) -> None:
+        if self._ready is None or self._ready.done():
+            return
+        if exc is None:
+            self._ready.set_result(None)
+        else:
+            self._ready.set_exception(exc)
+
+    def stderr_tail(self) -> str:
+        if self.errlog.closed:
+            return ""
+        self.errlog.seek(0)
+        lines = [line for line in self.errlog.read().splitlines() if line.strip()]
+        return " | ".join(lines[-3:])[-300:]
+
+
+def _protocol_version(client: Any) -> str | None:
+    for owner in (client, getattr(client, "session", None)):
+        result = getattr(owner, "initialize_result", None) or getattr(owner, "server_info", None)
+        version = getattr(result, "protocol_version", None)
+        if isinstance(version, str):
+            return version
+    return None
+
+
 @dataclass
 class McpHub:
     servers: list[MCPServerConfig]
-    token_for: Callable[[MCPServerConfig], str | None]
+    environ: Mapping[str, str]
     tools: dict[str, McpTool] = field(default_factory=dict)  # function name -> tool, allowed ones only
     offered: dict[str, list[McpTool]] = field(default_factory=dict)  # server -> every tool it lists
     records: list[McpCallRecord] = field(default_factory=list)
     telemetry: Any = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
-    _clients: dict[str, Any] = field(default_factory=dict)
+    _connections: dict[str, _Connection] = field(default_factory=dict)
     _stop: asyncio.Event | None = None
 
     def __enter__(self) -> McpHub:
@@ -110,7 +200,7 @@ class McpHub:
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=15)
 
     def _run(self, ready: Future[None]) -> None:
         assert self._loop is not None
@@ -120,41 +210,29 @@ class McpHub:
     async def _serve(self, ready: Future[None]) -> None:
         self._stop = asyncio.Event()
         try:
-            async with AsyncExitStack() as stack:
-                for server in self.servers:
-                    try:
-                        await asyncio.wait_for(self._connect(stack, server), timeout=server.timeout_seconds)
-                    except Exception as exc:
-                        raise McpError(f"MCP server {server.name!r} at {server.url}: {describe(exc)}") from None
-                ready.set_result(None)
-                await self._stop.wait()
+            for server in self.servers:
+                connection = _Connection(server, self.environ)
+                self._connections[server.name] = connection
+                try:
+                    await connection.open()
+                    await self._discover(connection)
+                except Exception as exc:
+                    raise McpError(_failure(server, exc, connection, "connect")) from None
+            ready.set_result(None)
+            await self._stop.wait()
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, McpError) else McpError(describe(exc)))
+        finally:
+            for connection in self._connections.values():
+                await connection.close()
 
-    async def _connect(self, stack: AsyncExitStack, server: MCPServerConfig) -> None:
-        import httpx2
-        from mcp import Client
-        from mcp.client.streamable_http import streamable_http_client
-        from mcp.shared._httpx_utils import create_mcp_http_client
-        from mcp.types import Implementation
-
-        from remediate import __version__
-
-        headers = dict(server.headers)
-        token = self.token_for(server)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        http = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(server.timeout_seconds))
-        await stack.enter_async_context(http)
-        client = Client(streamable_http_client(server.url or "", http_client=http),
-                        read_timeout_seconds=server.timeout_seconds, raise_exceptions=True,
-                        client_info=Implementation(name="remediate", version=__version__))
-        await stack.enter_async_context(client)
+    async def _discover(self, connection: _Connection) -> None:
+        server, client = connection.server, connection.client
         listed: list[McpTool] = []
         cursor = None
         while True:
-            page = await client.list_tools(cursor=cursor)
+            page = await asyncio.wait_for(client.list_tools(cursor=cursor), timeout=server.timeout_seconds)
             for tool in page.tools:
                 annotations = tool.annotations
                 listed.append(McpTool(server.name, tool.name, tool.description or "",
@@ -163,7 +241,6 @@ class McpHub:
             cursor = page.next_cursor
             if not cursor:
                 break
-        self._clients[server.name] = client
         self.offered[server.name] = listed
         for tool in allowed_tools(server, listed):
             self.tools[tool.function_name] = tool
@@ -175,17 +252,16 @@ class McpHub:
         server = next(s for s in self.servers if s.name == tool.server)
         if self.telemetry is None:
             return self._timed_call(server, tool, arguments, by, None)
-        from urllib.parse import urlparse
-
         from opentelemetry.trace import SpanKind
 
         from remediate.telemetry import set_error, traceparent_of
 
-        url = urlparse(server.url or "")
+        connection = self._connections.get(server.name)
         with self.telemetry.span(f"tools/call {tool.name}", {
-                "mcp.method.name": "tools/call", "gen_ai.tool.name": tool.name, "gen_ai.operation.name": "execute_tool",
-                "mcp.server.name": tool.server, "server.address": url.hostname, "server.port": url.port,
-                "network.transport": "tcp", "remediate.mcp.caller": by}, kind=SpanKind.CLIENT) as span:
+                **_span_attributes(server), "mcp.method.name": "tools/call", "gen_ai.tool.name": tool.name,
+                "gen_ai.operation.name": "execute_tool", "mcp.protocol.version":
+                connection.protocol_version if connection else None, "remediate.mcp.caller": by},
+                kind=SpanKind.CLIENT) as span:
             result = self._timed_call(server, tool, arguments, by, traceparent_of(span))
             if result.is_error:
                 span.set_attribute("error.type", "tool_error")
@@ -196,37 +272,96 @@ class McpHub:
                     traceparent: str | None) -> McpResult:
         started = time.monotonic()
         ok = False
+        connection = self._connections[server.name]
         try:
             future = asyncio.run_coroutine_threadsafe(
-                self._call(tool, dict(arguments), traceparent), self._loop)  # type: ignore[arg-type]
-            result = future.result(timeout=server.timeout_seconds + 5)
+                self._call(connection, tool, dict(arguments), traceparent), self._loop)  # type: ignore[arg-type]
+            result = future.result(timeout=2 * server.timeout_seconds + server.connect_timeout_seconds + 5)
             ok = not result.is_error
             return result
         except McpError:
             raise
         except Exception as exc:  # every failure becomes one message naming the server
-            raise McpError(f"MCP server {tool.server!r} tool {tool.name!r}: {describe(exc)}") from None
+            raise McpError(_failure(server, exc, connection, f"tool {tool.name!r}")) from None
         finally:
             self.records.append(McpCallRecord(tool.server, tool.name, ok,
                                               int((time.monotonic() - started) * 1000), by))
 
-    async def _call(self, tool: McpTool, arguments: dict[str, Any], traceparent: str | None) -> McpResult:
-        client = self._clients[tool.server]
+    async def _call(self, connection: _Connection, tool: McpTool, arguments: dict[str, Any],
+                    traceparent: str | None) -> McpResult:
         meta = {"traceparent": traceparent} if traceparent else None
-        result = await client.call_tool(tool.name, arguments, meta=meta)
+        timeout = connection.server.timeout_seconds
+        connection.http_status = None
+        try:
+            if connection.client is None:
+                raise ConnectionError("the session is gone")
+            result = await asyncio.wait_for(connection.client.call_tool(tool.name, arguments, meta=meta), timeout)
+        except Exception as exc:
+            if not (dropped_session(exc) or connection.http_status == 404):
+                raise
+            connection.http_status = None
+            # One retry on a fresh session: servers restart, proxies drop idle streams, stdio children die.
+            await connection.open()
+            result = await asyncio.wait_for(connection.client.call_tool(tool.name, arguments, meta=meta), timeout)
         return result_text(result)
 
 
-def describe(exc: BaseException) -> str:
-    """The innermost useful message of an exception (anyio wraps failures in groups)."""
+def _span_attributes(server: MCPServerConfig) -> dict[str, Any]:
+    """OTel MCP conventions: where the server is and how it is reached (stdio is a pipe)."""
+    if server.transport == "stdio":
+        return {"mcp.server.name": server.name, "network.transport": "pipe"}
+    url = urlparse(server.url or "")
+    return {"mcp.server.name": server.name, "server.address": url.hostname, "server.port": url.port,
+            "network.transport": "tcp", "network.protocol.name": "http"}
+
+
+def dropped_session(exc: BaseException) -> bool:
+    """A transport that went away, as opposed to a server that answered with an error or a timeout."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return False
+    import anyio
+
+    if isinstance(exc, (ConnectionError, anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream,
+                        EOFError)):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 404:  # streamable HTTP: the server no longer knows the session id
+        return True
+    text = str(exc).lower()
+    return any(s in text for s in ("session terminated", "session not found", "connection closed",
+                                   "connection reset", "disconnected", "connect"))
+
+
+def _failure(server: MCPServerConfig, exc: BaseException, connection: _Connection | None, what: str) -> str:
+    status = connection.http_status if connection else None
+    message = f"MCP server {server.name!r} ({server.location}) {what}: {describe(exc, server, status)}"
+    tail = connection.stderr_tail() if connection and server.transport == "stdio" else ""
+    return f"{message}; its stderr: {tail}" if tail else message
+
+
+def describe(exc: BaseException, server: MCPServerConfig | None = None, status: int | None = None) -> str:
+    """The innermost useful message of an exception (anyio wraps failures in groups), with what to check.
+    `status` is the HTTP error status the server last answered with, when the exception lost it."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     text = str(exc) or type(exc).__name__
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if status in (401, 403):
-        return f"HTTP {status}: check the token named by auth.token_env"
+    status = getattr(getattr(exc, "response", None), "status_code", None) or status
+    auth = server.auth if server else None
+    credential = (f"the token in ${auth.token_env}" if auth and auth.type == "bearer"
+                  else f"client {auth.client_id!r} and the secret in ${auth.client_secret_env}" if auth
+                  else "credentials (this server has no auth configured)")
+    if status == 401:
+        return f"HTTP 401 Unauthorized: check {credential}"
+    if status == 403:
+        return f"HTTP 403 Forbidden: {credential} lacks access to this server or its tools"
     if status == 404:
-        return "HTTP 404: check the server url path (usually /mcp)"
+        return "HTTP 404 Not Found: check the url path (streamable HTTP usually ends in /mcp, SSE in /sse)"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "timed out"
+        limits = (f"connect_timeout_seconds {server.connect_timeout_seconds:g}, timeout_seconds "
+                  f"{server.timeout_seconds:g}" if server else "")
+        return f"timed out ({limits})" if limits else "timed out"
+    if isinstance(exc, FileNotFoundError) and server and server.transport == "stdio":
+        return f"command {server.command!r} not found: install it in the job, or give its full path"
     return text.splitlines()[0][:300]

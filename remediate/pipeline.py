@@ -174,13 +174,16 @@ class Run:
     def _register_secrets(self) -> None:
         assert self.config
         env = self.request.environ
-        names = [self.config.llm.api_key_env, *(s.auth.token_env for s in self.config.mcp.servers if s.auth)]
-        for name in names:
-            self.redact.add(env.get(name))
-            self.runner.mask(env.get(name))
+        names = [self.config.llm.api_key_env]
         for server in self.config.mcp.servers:
+            if server.auth:
+                names += [server.auth.token_env, server.auth.client_secret_env]
+            names += sorted(server.referenced_variables())
             for value in server.headers.values():
                 self.redact.add(value)
+        for name in filter(None, names):
+            self.redact.add(env.get(name))
+            self.runner.mask(env.get(name))
         escalation = self.config.escalation
         for channel_env in (escalation.pagerduty and escalation.pagerduty.routing_key_env,
                             escalation.webhook and escalation.webhook.url_env,
@@ -206,8 +209,7 @@ class Run:
                                  "in USD per million tokens")
         self.report.model = config.llm.api_model
         self.report.budget_usd = config.costs.budget_usd
-        hub = McpHub(config.mcp.servers, lambda s: env.get(s.auth.token_env) if s.auth else None,
-                     telemetry=self.telemetry)
+        hub = McpHub(config.mcp.servers, env, telemetry=self.telemetry)
         with self.stage("mcp"):
             hub.__enter__()
         try:
@@ -299,7 +301,7 @@ class Run:
         commit = self.incident.suspect.commit
         pack = build_context(self.incident, read=lambda p: _read_text(self.request.repo / p), tracked=tracked,
                              commit_text=self.git.show_commit(commit) if commit else None, mcp_texts=texts,
-                             redact=self.redact, max_log_chars=self.config.mcp.context_chars)
+                             redact=self.redact, log_budget_tokens=self.config.mcp.log_budget_tokens)
         self.report.context = {"logs_chars_before": pack.logs_chars_before,
                                "logs_chars_after": pack.logs_chars_after,
                                "implicated_files": sorted(pack.implicated_files),

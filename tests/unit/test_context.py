@@ -49,7 +49,7 @@ def test_context_pack_is_fenced_and_redacted():
         files=("app/svc.py", "missing.py"), functions=("UserService.process_queue",), commit="abc1234"))
     pack = build_context(incident, read=lambda p: SOURCE, tracked=["app/svc.py"], commit_text="commit abc1234\n+x",
                          mcp_texts={"dd/get_incident_logs": "INFO a\nERROR key AKIAIOSFODNN7EXAMPLE"},
-                         redact=lambda t: t.replace("AKIAIOSFODNN7EXAMPLE", "[REDACTED]"), max_log_chars=5000)
+                         redact=lambda t: t.replace("AKIAIOSFODNN7EXAMPLE", "[REDACTED]"), log_budget_tokens=5000 // 4)
     text = pack.render()
     assert "AKIAIOSFODNN7EXAMPLE" not in text and "[REDACTED]" in text
     assert text.count("</untrusted>") == text.count("<untrusted ")  # the payload cannot close the fence
