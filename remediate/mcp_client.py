@@ -7,7 +7,7 @@ background thread; the rest of the pipeline calls `McpHub.call(...)` like any ot
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import re
 import tempfile
 import threading
@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from remediate.config import MCPServerConfig
+from remediate.mcp_content import McpResult, result_text
 
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -42,12 +43,6 @@ class McpTool:
 
 
 @dataclass(frozen=True)
-class McpResult:
-    text: str
-    is_error: bool
-
-
-@dataclass(frozen=True)
 class McpCallRecord:
     server: str
     tool: str
@@ -62,27 +57,6 @@ def allowed_tools(server: MCPServerConfig, tools: list[McpTool]) -> list[McpTool
         wanted = set(server.tools)
         return [t for t in tools if t.name in wanted]
     return [t for t in tools if t.read_only]
-
-
-def result_text(result: Any) -> McpResult:
-    """Flatten a CallToolResult into text the model can read; non-text content is named, not dumped."""
-    parts: list[str] = []
-    for block in result.content or []:
-        kind = getattr(block, "type", "")
-        if kind == "text":
-            parts.append(block.text)
-        elif kind in ("image", "audio"):
-            parts.append(f"[{kind} content ({block.mime_type}) omitted]")
-        elif kind == "resource":
-            resource = block.resource
-            text = getattr(resource, "text", None)
-            parts.append(text if text is not None else f"[binary resource {resource.uri} omitted]")
-        elif kind == "resource_link":
-            parts.append(f"[resource link: {block.uri}]")
-    structured = getattr(result, "structured_content", None)
-    if not parts and structured is not None:
-        parts.append(json.dumps(structured, indent=1, default=str))
-    return McpResult("\n".join(parts), bool(getattr(result, "is_error", False)))
 
 
 class _Connection:
@@ -243,7 +217,10 @@ class McpHub:
                 break
         self.offered[server.name] = listed
         for tool in allowed_tools(server, listed):
-            self.tools[tool.function_name] = tool
+            name = tool.function_name
+            if name in self.tools:  # two names that differ only in characters functions may not use
+                name = f"{name[:57]}_{hashlib.sha1(tool.name.encode()).hexdigest()[:6]}"
+            self.tools[name] = tool
 
     def find(self, server: str, name: str) -> McpTool | None:
         return next((t for t in self.offered.get(server, []) if t.name == name), None)

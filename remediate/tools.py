@@ -19,6 +19,7 @@ from remediate.commands import verdict as command_verdict
 from remediate.gitops import Git
 from remediate.guardrails import PathRefused, Verdict
 from remediate.mcp_client import McpError, McpHub
+from remediate.mcp_content import function_description, function_parameters
 from remediate.processes import run_bounded
 from remediate.secrets import Redactor
 from remediate.testing import TestRun
@@ -86,6 +87,14 @@ BUILTIN_TOOLS = [
 ]
 RUN_COMMAND_TOOL = _fn("run_command", "Run one allowed command (no shell) in the repository.",
                        {"command": _S}, ["command"])
+def mcp_function_schemas(hub: McpHub) -> list[dict[str, Any]]:
+    """The allowed MCP tools as functions the model may call."""
+    return [{"type": "function", "function": {"name": name,
+                                              "description": function_description(tool.server, tool.description),
+                                              "parameters": function_parameters(tool.input_schema)}}
+            for name, tool in hub.tools.items()]
+
+
 @dataclass
 class Toolbox:
     workspace: Workspace
@@ -105,13 +114,8 @@ class Toolbox:
         tools = list(BUILTIN_TOOLS)
         if self.allowed_commands:
             tools.append(RUN_COMMAND_TOOL)
-        for name, tool in (self.mcp.tools.items() if self.mcp else []):
-            schema = dict(tool.input_schema) if isinstance(tool.input_schema, Mapping) else {}
-            schema.setdefault("type", "object")
-            schema.setdefault("properties", {})
-            tools.append({"type": "function", "function": {
-                "name": name, "description": f"[MCP {tool.server}] {tool.description}"[:1000],
-                "parameters": schema}})
+        if self.mcp:
+            tools += mcp_function_schemas(self.mcp)
         return tools
 
     def _verdict_span(self, tool: str, target: str, allowed: bool, rule: str = "") -> None:

@@ -1,7 +1,10 @@
+import json
+
 from mcp.types import CallToolResult, EmbeddedResource, ImageContent, ResourceLink, TextContent, TextResourceContents
 
 from remediate.config import MCPServerConfig
 from remediate.mcp_client import McpTool, allowed_tools, result_text
+from remediate.mcp_content import function_description, function_parameters
 
 TOOLS = [McpTool("dd", "get_incident_logs", "", {}, read_only=True),
          McpTool("dd", "query_metrics", "", {}, read_only=True),
@@ -30,6 +33,52 @@ def test_results_are_flattened_deliberately():
     flat = result_text(result)
     assert flat.is_error
     assert flat.text.splitlines() == ["ERROR boom", "[image content (image/png) omitted]", "resource text",
-                                      "[resource link: https://logs.example/1]"]
-    structured = CallToolResult(content=[], structured_content={"count": 3})
-    assert '"count": 3' in result_text(structured).text
+                                      "[resource link: https://logs.example/1 (full log)]"]
+    assert "aGVsbG8=" not in flat.text  # base64 never reaches the model
+
+
+def test_structured_content_wins_over_the_text_that_repeats_it():
+    structured = CallToolResult(content=[TextContent(type="text", text='{"count": 3}'),
+                                         TextContent(type="text", text="3 errors in the window")],
+                                structured_content={"count": 3})
+    assert json.loads(result_text(structured).text.split("\n3 errors")[0]) == {"count": 3}
+    assert result_text(structured).text.count("count") == 1
+    assert result_text(structured).text.endswith("3 errors in the window")
+
+
+NESTED = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "Window": {"type": "object", "description": "time range",
+                   "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string"}},
+                   "required": ["start"]},
+        "Node": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}},
+    },
+    "properties": {
+        "query": {"type": "string", "description": "LogQL", "minLength": 1},
+        "level": {"enum": ["error", "warn", "info"], "default": "error"},
+        "window": {"$ref": "#/$defs/Window"},
+        "tree": {"$ref": "#/$defs/Node"},
+    },
+    "required": ["query", "window"],
+}
+
+
+def test_input_schemas_reach_the_model_faithfully_with_refs_inlined():
+    params = function_parameters(NESTED)
+    assert "$schema" not in params and "$defs" not in params
+    assert params["required"] == ["query", "window"]
+    assert params["properties"]["query"] == {"type": "string", "description": "LogQL", "minLength": 1}
+    assert params["properties"]["level"] == {"enum": ["error", "warn", "info"], "default": "error"}
+    assert params["properties"]["window"] == NESTED["$defs"]["Window"]
+    assert "$ref" not in json.dumps(params)  # the recursive one is cut, not left dangling
+    assert NESTED["$defs"]["Window"]["required"] == ["start"]  # the server's schema is not mutated
+
+
+def test_a_non_object_or_missing_schema_still_gives_an_object():
+    assert function_parameters(None) == {"type": "object", "properties": {}}
+    wrapped = function_parameters({"type": "string", "enum": ["a", "b"]})
+    assert wrapped["properties"]["input"] == {"type": "string", "enum": ["a", "b"]}
+    assert function_parameters({"type": "object"}) == {"type": "object", "properties": {}}
+    assert len(function_description("dd", "x" * 5000)) == 1024
