@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediate.incident import Incident
+from remediate.logs import condense
 
-_VARIABLE = re.compile(
-    r"\b\d{4}-\d{2}-\d{2}[T ][\d:.,]+Z?|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
-    r"|\b0x[0-9a-fA-F]+\b|\b[0-9a-f]{12,}\b|\d+(?:\.\d+)?")
-_SIGNIFICANT = re.compile(r"(?i)\b(error|exception|traceback|fatal|panic|critical|oom|killed)\b|^\s+(at |File )")
 MAX_FILE_LINES = 300
 
 
@@ -34,40 +31,22 @@ class Section:
 @dataclass(frozen=True)
 class ContextPack:
     sections: tuple[Section, ...]
-    logs_chars_before: int
-    logs_chars_after: int
+    logs: tuple[dict[str, Any], ...]  # per MCP source: sizes before and after, what condensation kept
     implicated_files: frozenset[str]
+
+    @property
+    def logs_chars_before(self) -> int:
+        return sum(s["chars_before"] for s in self.logs)
+
+    @property
+    def logs_chars_after(self) -> int:
+        return sum(s["chars_after"] for s in self.logs)
 
     def render(self) -> str:
         return "\n".join(s.render() for s in self.sections)
 
 
 CHARS_PER_TOKEN = 4  # an estimate: exact tokenizers download their data at first use
-
-
-def condense_logs(text: str, max_chars: int) -> str:
-    """Repeated lines become one line with a count; errors and stack frames are always kept."""
-    order: list[str] = []
-    seen: dict[str, list[Any]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key = line if _SIGNIFICANT.search(line) else _VARIABLE.sub("<*>", line)
-        if key in seen:
-            seen[key][1] += 1
-        else:
-            seen[key] = [line, 1]
-            order.append(key)
-    lines = [f"{seen[k][0]}  [x{seen[k][1]}]" if seen[k][1] > 1 else seen[k][0] for k in order]
-    condensed = "\n".join(lines)
-    if len(condensed) <= max_chars:
-        return condensed
-    significant = [line for line in lines if _SIGNIFICANT.search(line)]
-    kept = "\n".join(significant)
-    if len(kept) > max_chars:
-        half = max_chars // 2
-        return f"{kept[:half]}\n[... {len(kept) - max_chars} characters of errors cut ...]\n{kept[-half:]}"
-    return kept + f"\n[{len(lines) - len(significant)} routine log lines omitted]"
 
 
 def numbered(content: str, start: int = 1, end: int | None = None) -> str:
@@ -104,12 +83,21 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
                   commit_text: str | None, mcp_texts: Mapping[str, str], redact: Callable[[str], str],
                   log_budget_tokens: int) -> ContextPack:
     sections = [Section("Incident", _incident_text(incident), "incident payload")]
-    before = after = 0
+    logs: list[dict[str, Any]] = []
+    share = CHARS_PER_TOKEN * log_budget_tokens // max(len(mcp_texts), 1)
     for label, text in mcp_texts.items():
-        condensed = condense_logs(redact(text), CHARS_PER_TOKEN * log_budget_tokens // max(len(mcp_texts), 1))
-        before += len(text)
-        after += len(condensed)
-        sections.append(Section(f"Incident data from MCP: {label} (condensed)", condensed, f"mcp {label}"))
+        clean = redact(text)
+        if len(clean) <= share:  # small results (an incident record, a short query) are kept as they are
+            logs.append({"source": label, "chars_before": len(text), "chars_after": len(clean), "condensed": False})
+            sections.append(Section(f"Incident data from MCP: {label}", clean, f"mcp {label}"))
+            continue
+        condensed = condense(clean, share, tracked)
+        logs.append({"source": label, "chars_before": len(text), "chars_after": condensed.chars_after,
+                     "condensed": True, "lines": condensed.lines, "templates": condensed.templates,
+                     "distinct_errors": condensed.errors, "distinct_traces": condensed.traces,
+                     "repo_files": list(condensed.repo_files), "first": condensed.first, "last": condensed.last,
+                     "truncated": condensed.truncated})
+        sections.append(Section(f"Incident data from MCP: {label} (condensed)", condensed.text, f"mcp {label}"))
     implicated: set[str] = set()
     for path in incident.suspect.files:
         content = read(path) if path in tracked else None
@@ -135,7 +123,7 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
         body = redact(commit_text) if commit_text else "(this commit is not in the checkout's history)"
         sections.append(Section(f"Suspect commit (git show {incident.suspect.commit})", body,
                                 "git history" if commit_text else None))
-    return ContextPack(tuple(sections), before, after, frozenset(implicated))
+    return ContextPack(tuple(sections), tuple(logs), frozenset(implicated))
 
 
 def _incident_text(incident: Incident) -> str:

@@ -23,6 +23,9 @@ def result_text(result: Any) -> McpResult:
     (text blocks that merely repeat it are dropped); images and audio are named, never dumped as base64;
     embedded text resources are included, binary ones and resource links are named with their URI."""
     structured = getattr(result, "structured_content", None)
+    texts = [block.text for block in result.content or [] if getattr(block, "type", "") == "text"]
+    if isinstance(structured, dict) and len(structured) == 1 and next(iter(structured.values())) == "\n".join(texts):
+        structured = None  # a plain value wrapped as {"result": ...} by the server's SDK: the text says it all
     parts: list[str] = []
     if structured is not None:
         parts.append(json.dumps(structured, indent=1, ensure_ascii=False, default=str))

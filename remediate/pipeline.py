@@ -303,7 +303,7 @@ class Run:
                              commit_text=self.git.show_commit(commit) if commit else None, mcp_texts=texts,
                              redact=self.redact, log_budget_tokens=self.config.mcp.log_budget_tokens)
         self.report.context = {"logs_chars_before": pack.logs_chars_before,
-                               "logs_chars_after": pack.logs_chars_after,
+                               "logs_chars_after": pack.logs_chars_after, "logs": list(pack.logs),
                                "implicated_files": sorted(pack.implicated_files),
                                "prompt_chars": len(pack.render())}
         return pack

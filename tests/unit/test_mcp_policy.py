@@ -46,6 +46,12 @@ def test_structured_content_wins_over_the_text_that_repeats_it():
     assert result_text(structured).text.endswith("3 errors in the window")
 
 
+def test_a_wrapped_plain_result_is_not_repeated():
+    wrapped = CallToolResult(content=[TextContent(type="text", text="line 1\nline 2")],
+                             structured_content={"result": "line 1\nline 2"})
+    assert result_text(wrapped).text == "line 1\nline 2"
+
+
 NESTED = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",

@@ -1,0 +1,312 @@
+"""Incident logs condensed to what a model can afford.
+
+Repeated lines become templates with counts (drain3's log-template miner) and the times of their first and
+last occurrence. Every distinct error and every distinct stack trace is kept, a trace with its first and
+last frames, and frames are mapped to files of the repository. The result fits a character budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+_TIMESTAMP = re.compile(
+    r"^\s*\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})\]?\s*")
+_ERROR_LEVEL = re.compile(r"\b(?:ERROR|FATAL|CRITICAL|CRIT|PANIC|SEVERE|EMERG|ALERT)\b|\blevel=\"?(?:error|fatal)\b"
+                          r"|\"level\":\s*\"(?:error|fatal|critical)\"|^panic: |\bOOMKilled\b")
+_WARN_LEVEL = re.compile(r"\b(?:WARN|WARNING)\b|\blevel=\"?warn")
+_EXCEPTION = re.compile(r"^\s*(?:Caused by: )?(?:[\w$]+\.)*[A-Z][\w$]*(?:Error|Exception|Exit|Interrupt|Panic)\b"
+                        r"(?::|$)")
+_TRACE_START = re.compile(r"^\s*(?:Traceback \(most recent call last\):|goroutine \d+ \[[\w ]+\]:)")
+_FRAME_PATTERNS = (
+    re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>\S+))?'),  # Python
+    re.compile(r"^\s*at (?P<func>[\w$.<>/]+)\((?P<file>[\w$.-]+):(?P<line>\d+)\)"),  # JVM
+    re.compile(r"^\s*at (?:(?P<func>[^\s(]+) \()?(?P<file>[^\s():]+):(?P<line>\d+):\d+\)?$"),  # Node.js
+    re.compile(r"^\s*(?P<file>/[^\s:]+\.go):(?P<line>\d+)"),  # Go
+)
+_TRACE_CONTINUATION = re.compile(r"^\s*(?:\.\.\. \d+ more|Caused by: |During handling of the above|The above "
+                                 r"exception was|[\w./]+\([^)]*\)$)")
+KEEP_FIRST_FRAMES, KEEP_LAST_FRAMES = 2, 3
+
+
+@dataclass(frozen=True)
+class Frame:
+    file: str
+    line: int
+    func: str
+    text: tuple[str, ...]  # the frame's line and, for Python, its source line
+    repo_path: str | None = None
+
+
+@dataclass
+class Group:
+    """One template, error or trace: what it looks like, how often, when first and last."""
+    example: str
+    count: int = 0
+    first: str | None = None
+    last: str | None = None
+    frames: list[Frame] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)  # a trace's lines after its frames (the exception)
+    order: int = 0
+    cluster: int | None = None  # the drain3 cluster of a template
+    tokens: list[str] | None = None  # the example's words, with those that varied replaced by <*>
+
+    def observe(self, body: str) -> None:
+        words = body.split()
+        if self.tokens is None:
+            self.tokens = words
+        elif len(words) != len(self.tokens):
+            self.tokens = []  # a different shape joined the cluster: drain3's own template is used
+        elif self.tokens:
+            self.tokens = [a if a == b else "<*>" for a, b in zip(self.tokens, words, strict=True)]
+
+    def seen(self, timestamp: str | None) -> None:
+        self.count += 1
+        if timestamp:
+            self.first = self.first or timestamp
+            self.last = timestamp
+
+    def when(self) -> str:
+        if not self.first:
+            return ""
+        return f" (at {self.first})" if self.first == self.last else f" (first {self.first}, last {self.last})"
+
+
+@dataclass(frozen=True)
+class Condensed:
+    text: str
+    chars_before: int
+    chars_after: int
+    lines: int
+    templates: int
+    errors: int
+    traces: int
+    repo_files: tuple[str, ...]  # repository files stack frames point at
+    first: str | None
+    last: str | None
+    truncated: bool
+
+
+class _Miner:
+    """drain3 behind a cache: lines that differ only in digits are mined once."""
+
+    def __init__(self) -> None:
+        from drain3 import TemplateMiner
+        from drain3.template_miner_config import TemplateMinerConfig
+
+        logging.getLogger("drain3").setLevel(logging.WARNING)
+        config = TemplateMinerConfig()
+        config.drain_sim_th = 0.5
+        config.parametrize_numeric_tokens = True
+        self.miner = TemplateMiner(config=config)
+        self.cache: dict[str, int] = {}
+
+    def cluster(self, line: str) -> int:
+        key = re.sub(r"\d+", "0", line)
+        cluster = self.cache.get(key)
+        if cluster is None:
+            cluster = self.miner.add_log_message(line)["cluster_id"]
+            self.cache[key] = cluster
+        else:
+            self.miner.drain.id_to_cluster[cluster].size += 1
+        return cluster
+
+    def template(self, cluster: int) -> str:
+        return self.miner.drain.id_to_cluster[cluster].get_template()
+
+
+def split_timestamp(line: str) -> tuple[str | None, str]:
+    found = _TIMESTAMP.match(line)
+    return (found.group("ts"), line[found.end():]) if found else (None, line)
+
+
+def parse_frame(line: str) -> Frame | None:
+    for pattern in _FRAME_PATTERNS:
+        found = pattern.match(line)
+        if found:
+            return Frame(found.group("file"), int(found.group("line")), found.groupdict().get("func") or "",
+                         (line.rstrip(),))
+    return None
+
+
+def repo_file_for(frame: Frame, tracked: Sequence[str]) -> str | None:
+    """The tracked file a frame names: the longest path suffix in common, for absolute paths from servers
+    (/srv/app/users/service.py) and for JVM frames (package path from the function, file name)."""
+    path = frame.file.replace("\\", "/")
+    if "/" not in path and frame.func and "." in frame.func:
+        package = frame.func.split(".")[:-2]
+        path = "/".join([*package, path])
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    best, best_len = None, 0
+    for candidate in tracked:
+        candidate_parts = candidate.split("/")
+        n = 0
+        while n < min(len(parts), len(candidate_parts)) and parts[-1 - n] == candidate_parts[-1 - n]:
+            n += 1
+        if n > best_len or (n == best_len and best is not None and len(candidate) < len(best)):
+            best, best_len = candidate, n
+    return best if best_len and (best_len >= 2 or best_len == len(parts)) else None
+
+
+def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condensed:
+    lines = text.splitlines()
+    miner = _Miner()
+    templates: dict[int, Group] = {}
+    errors: dict[int, Group] = {}
+    traces: dict[tuple[str, ...], Group] = {}
+    first_seen = last_seen = None
+    order = 0
+    i = 0
+    while i < len(lines):
+        raw = lines[i]
+        i += 1
+        if not raw.strip():
+            continue
+        timestamp, body = split_timestamp(raw)
+        if timestamp:
+            first_seen = first_seen or timestamp
+            last_seen = timestamp
+        frames_follow = i < len(lines) and parse_frame(lines[i]) is not None
+        if _TRACE_START.match(body) or ((_EXCEPTION.match(body) or _ERROR_LEVEL.search(body)) and frames_follow):
+            i, trace = _read_trace(lines, i, body)
+            key = (trace.tail[-1] if trace.tail else body, *(f"{f.file}:{f.func}" for f in trace.frames))
+            group = traces.setdefault(key, trace)
+            if group is trace:
+                order += 1
+                trace.order = order
+            group.seen(timestamp)
+            continue
+        cluster = miner.cluster(body)
+        target = errors if _ERROR_LEVEL.search(body) or _EXCEPTION.match(body) else templates
+        group = target.get(cluster)
+        if group is None:
+            order += 1
+            group = target[cluster] = Group(raw.rstrip(), order=order, cluster=cluster)
+        group.seen(timestamp)
+        if target is templates:
+            group.observe(body)
+
+    repo_files: list[str] = []
+    for trace in traces.values():
+        trace.frames = [_mapped(f, tracked) for f in trace.frames]
+        for frame in trace.frames:
+            if frame.repo_path and frame.repo_path not in repo_files:
+                repo_files.append(frame.repo_path)
+    rendered, truncated = _render(miner, templates, errors, traces, repo_files, len(lines), len(text),
+                                  first_seen, last_seen, max_chars)
+    return Condensed(rendered, len(text), len(rendered), len(lines), len(templates), len(errors), len(traces),
+                     tuple(repo_files), first_seen, last_seen, truncated)
+
+
+def _read_trace(lines: list[str], i: int, header: str) -> tuple[int, Group]:
+    trace = Group(header.rstrip())
+    in_frames = False
+    while i < len(lines):
+        line = lines[i]
+        frame = parse_frame(line)
+        if frame is not None:
+            trace.frames.append(frame)
+            in_frames = True
+            i += 1
+            continue
+        if in_frames and trace.frames and line.startswith("    ") and not split_timestamp(line)[0] \
+                and len(trace.frames[-1].text) == 1 and trace.frames[-1].file.endswith(".py"):
+            last = trace.frames[-1]
+            trace.frames[-1] = Frame(last.file, last.line, last.func, (*last.text, line.rstrip()))
+            i += 1
+            continue
+        if _TRACE_CONTINUATION.match(line) or (_EXCEPTION.match(line) and not split_timestamp(line)[0]):
+            trace.tail.append(line.strip())
+            i += 1
+            if _EXCEPTION.match(line) and not line.lstrip().startswith("Caused by"):
+                in_frames = False
+                # A Python trace ends at its exception line; JVM traces go on with "Caused by".
+                if i < len(lines) and parse_frame(lines[i]) is None and not _TRACE_CONTINUATION.match(lines[i]):
+                    break
+            continue
+        break
+    return i, trace
+
+
+def _mapped(frame: Frame, tracked: Sequence[str]) -> Frame:
+    path = repo_file_for(frame, tracked) if tracked else None
+    if path is None:
+        return frame
+    note = f"    [repository file: {path}:{frame.line}]"
+    return Frame(frame.file, frame.line, frame.func, (*frame.text[:1], note, *frame.text[1:]), path)
+
+
+def _render_trace(trace: Group, first: int, last: int) -> list[str]:
+    out = [f"[x{trace.count}]{trace.when()} {trace.example}" if trace.count > 1 else trace.example]
+    frames = trace.frames
+    shown = frames if len(frames) <= first + last else [*frames[:first], None, *frames[-last:]]
+    for frame in shown:
+        if frame is None:
+            out.append(f"  ... {len(frames) - first - last} frames omitted ...")
+        else:
+            out.extend(frame.text)
+    out.extend(trace.tail)
+    return out
+
+
+def _render(miner: _Miner, templates: dict[int, Group], errors: dict[int, Group],
+            traces: dict[tuple[str, ...], Group], repo_files: list[str], n_lines: int, n_chars: int,
+            first: str | None, last: str | None, max_chars: int) -> tuple[str, bool]:
+    span = f", {first} to {last}" if first else ""
+    header = (f"{n_lines} log lines ({n_chars} characters{span}) condensed: {len(errors)} distinct errors, "
+              f"{len(traces)} distinct stack traces, {len(templates)} templates of other lines. "
+              "[xN] counts occurrences; <*> marks a variable part.")
+    if repo_files:
+        header += "\nRepository files in stack traces: " + ", ".join(repo_files)
+    kept_frames = (KEEP_FIRST_FRAMES, KEEP_LAST_FRAMES)
+    for first_frames, last_frames in (kept_frames, (1, 1)):
+        problems: list[tuple[int, list[str]]] = []
+        for error in errors.values():
+            line = f"[x{error.count}]{error.when()} {error.example}" if error.count > 1 else error.example
+            problems.append((error.order, [line]))
+        for trace in traces.values():
+            problems.append((trace.order, _render_trace(trace, first_frames, last_frames)))
+        problem_text = "\n".join(line for _, block in sorted(problems) for line in block)
+        if len(header) + len(problem_text) + 400 <= max_chars:
+            break
+    truncated = False
+    titles = ("== Errors and stack traces, each distinct one, in order of first appearance ==",
+              "== Other lines as templates, in order of first appearance ==")
+    reserve = 80  # the line saying how many templates were left out
+    fixed = len(header) + sum(len(x) for x in titles) + 4 + reserve
+    if fixed + len(problem_text) + len("(none)") > max_chars:
+        room = max(max_chars - fixed - 60, 0)
+        problem_text = problem_text[:room] + "\n[... errors cut to fit the log budget ...]"
+        truncated = True
+    others = _pick_templates(miner, templates.values(), max_chars - fixed - len(problem_text or "(none)") - 1)
+    sections = [header, titles[0], problem_text or "(none)", titles[1],
+                "\n".join(text for _, text in sorted(others)) or "(none)"]
+    omitted = len(templates) - len(others)
+    if omitted:
+        truncated = True
+        sections.append(f"[{omitted} rarer templates omitted to fit the log budget]")
+    return "\n".join(sections)[:max_chars], truncated
+
+
+def _pick_templates(miner: _Miner, groups: Iterable[Group], budget: int) -> list[tuple[int, str]]:
+    """Warnings first, then the most frequent, as many as fit; shown in order of first appearance."""
+    rendered = []
+    for group in groups:
+        if group.count == 1:
+            body = group.example
+        elif group.tokens:
+            body = " ".join(group.tokens)
+        else:
+            body = miner.template(group.cluster) if group.cluster is not None else group.example
+        rank = (0 if _WARN_LEVEL.search(group.example) else 1, -group.count, group.order)
+        rendered.append((rank, group.order, f"[x{group.count}]{group.when()} {body}" if group.count > 1 else body))
+    picked, used = [], 0
+    for _, order, text in sorted(rendered):
+        if used + len(text) + 1 > budget:
+            continue
+        picked.append((order, text))
+        used += len(text) + 1
+    return picked
