@@ -30,6 +30,8 @@ _FRAME_PATTERNS = (
 _TRACE_CONTINUATION = re.compile(r"^\s*(?:\.\.\. \d+ more|Caused by: |During handling of the above|The above "
                                  r"exception was|[\w./]+\([^)]*\)$)")
 KEEP_FIRST_FRAMES, KEEP_LAST_FRAMES = 2, 3
+_DIGITS = re.compile(r"\d+")
+_VARIABLE = re.compile(r"\b[0-9a-fA-F]{8,}\b|\d+")  # what differs between lines of one template
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class _Miner:
         self.cache: dict[str, int] = {}
 
     def cluster(self, line: str) -> int:
-        key = re.sub(r"\d+", "0", line)
+        key = _VARIABLE.sub("0", line)
         cluster = self.cache.get(key)
         if cluster is None:
             cluster = self.miner.add_log_message(line)["cluster_id"]
@@ -172,7 +174,8 @@ def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condense
         frames_follow = i < len(lines) and parse_frame(lines[i]) is not None
         if _TRACE_START.match(body) or ((_EXCEPTION.match(body) or _ERROR_LEVEL.search(body)) and frames_follow):
             i, trace = _read_trace(lines, i, body)
-            key = (trace.tail[-1] if trace.tail else body, *(f"{f.file}:{f.func}" for f in trace.frames))
+            key = (_DIGITS.sub("0", trace.example), *(_DIGITS.sub("0", line) for line in trace.tail),
+                   *(f"{f.file}:{f.func}" for f in trace.frames))
             group = traces.setdefault(key, trace)
             if group is trace:
                 order += 1
