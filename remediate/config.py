@@ -62,6 +62,13 @@ class MCPAuth(_Model):
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+class MCPPrefetch(_Model):
+    """A tool called before the model starts, its result condensed into the first prompt. String values of
+    `arguments` may use {incident_id}, {service}, {commit} and {severity} from the incident."""
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class MCPServerConfig(_Model):
     """A remote server (`url`, streamable HTTP or the legacy HTTP+SSE transport) or a local one started over
     stdio (`command`, `args`, `env`). Header and env values may name variables as `${NAME}`; nothing else of
@@ -76,7 +83,8 @@ class MCPServerConfig(_Model):
     auth: MCPAuth | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     tools: list[str] | None = None
-    prefetch: list[str] = Field(default_factory=lambda: ["get_incident_logs"])
+    # A tool name (its arguments are matched from the incident by name) or {tool, arguments}.
+    prefetch: list[str | MCPPrefetch] = Field(default_factory=lambda: ["get_incident_logs"])
     connect_timeout_seconds: float = Field(default=15, gt=0)
     timeout_seconds: float = Field(default=30, gt=0)
 
@@ -108,8 +116,10 @@ class MCPServerConfig(_Model):
                     raise ValueError(f"${{{name}}} must not be passed to an MCP server")
         return self
 
-    def referenced_variables(self) -> set[str]:
-        return {n for v in [*self.headers.values(), *self.env.values()] for n in _ENV_REFERENCE.findall(v)}
+    def referenced_variables(self) -> dict[str, str]:
+        """Variables named in header and env values, each with the header or env name it fills."""
+        pairs = [*self.headers.items(), *self.env.items()]
+        return {ref: key for key, value in pairs for ref in _ENV_REFERENCE.findall(value)}
 
     def expand(self, value: str, environ: Mapping[str, str]) -> str:
         return _ENV_REFERENCE.sub(lambda m: environ.get(m.group(1), ""), value)

@@ -7,10 +7,13 @@ last frames, and frames are mapped to files of the repository. The result fits a
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 _TIMESTAMP = re.compile(
     r"^\s*\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
@@ -153,8 +156,69 @@ def repo_file_for(frame: Frame, tracked: Sequence[str]) -> str | None:
     return best if best_len and (best_len >= 2 or best_len == len(parts)) else None
 
 
+_LINE_KEYS = ("line", "message", "msg", "log", "body", "text", "content")
+_TIME_KEYS = ("timestamp", "ts", "time", "@timestamp", "date", "datetime")
+
+
+def json_log_lines(text: str) -> list[str] | None:
+    """Log entries inside a JSON result, as MCP servers for Loki, Datadog or Elasticsearch return them
+    (`{"data": [{"timestamp": ..., "line": ...}]}` and the like): the largest list of objects carrying a
+    line, as text lines in time order with the timestamp in front. None when the text is not such JSON."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    best: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            entries = [item for item in node if isinstance(item, dict) and _first(item, _LINE_KEYS) is not None]
+            if len(entries) > len(best) and len(entries) >= len(node) / 2:
+                best = entries
+            stack.extend(item for item in node if isinstance(item, (dict, list)))
+    if not best:
+        return None
+    rows = []
+    for index, entry in enumerate(best):
+        line = str(_first(entry, _LINE_KEYS))
+        when = _iso(_first(entry, _TIME_KEYS))
+        continuation = line[:1].isspace() or _TRACE_START.match(line) or _EXCEPTION.match(line) or parse_frame(line)
+        bare = not when or continuation or split_timestamp(line)[0]  # trace lines stay as the runtime wrote them
+        rows.append((when or "", index, line if bare else f"{when} {line}"))
+    if all(when for when, _, _ in rows):
+        rows.sort()
+    return [line for _, _, line in rows]
+
+
+def _first(entry: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, (str, int, float)) and value != "":
+            return value
+    return None
+
+
+def _iso(value: Any) -> str | None:
+    """A timestamp as RFC 3339: epoch seconds, milliseconds or nanoseconds (Loki), or already a string."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text.replace(".", "", 1).isdigit():
+        return text
+    number = float(text)
+    seconds = number / 1e9 if number > 1e17 else number / 1e3 if number > 1e11 else number
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condensed:
-    lines = text.splitlines()
+    lines = json_log_lines(text) or text.splitlines()
     miner = _Miner()
     templates: dict[int, Group] = {}
     errors: dict[int, Group] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 import traceback
@@ -48,7 +49,7 @@ from remediate.report import (
     render_pr_body,
     render_summary,
 )
-from remediate.secrets import Redactor, scrubbed_env
+from remediate.secrets import Redactor, looks_secret, scrubbed_env
 from remediate.selection import select_affected_tests
 from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of
 from remediate.testing import TestRun, run_tests
@@ -178,7 +179,9 @@ class Run:
         for server in self.config.mcp.servers:
             if server.auth:
                 names += [server.auth.token_env, server.auth.client_secret_env]
-            names += sorted(server.referenced_variables())
+            # A header value is a credential more often than not; an env value when its name says so.
+            names += [ref for ref, key in server.referenced_variables().items()
+                      if key in server.headers or looks_secret(ref) or looks_secret(key)]
             for value in server.headers.values():
                 self.redact.add(value)
         for name in filter(None, names):
@@ -286,11 +289,15 @@ class Run:
         assert self.config and self.incident and self.git
         texts: dict[str, str] = {}
         for server in self.config.mcp.servers:
-            for name in server.prefetch:
+            for entry in server.prefetch:
+                name = entry if isinstance(entry, str) else entry.tool
                 tool = hub.find(server.name, name)
                 if tool is None:
+                    if not isinstance(entry, str):
+                        self.report.warnings.append(f"prefetch: MCP server {server.name!r} has no tool {name!r}")
                     continue
-                args = _prefetch_arguments(tool.input_schema, self.incident)
+                args = (_prefetch_arguments(tool.input_schema, self.incident) if isinstance(entry, str)
+                        else _filled(entry.arguments, self.incident))
                 try:
                     result = hub.call(tool, args, by="prefetch")
                     texts[f"{server.name}/{name}"] = ("[the tool reported an error]\n" if result.is_error
@@ -513,6 +520,24 @@ def _prefetch_arguments(schema: Mapping[str, Any], incident: Incident) -> dict[s
     known = {"incident_id": incident.id, "incidentId": incident.id, "id": incident.id,
              "service": incident.service, "commit": incident.suspect.commit}
     return {k: v for k, v in known.items() if k in properties and v is not None}
+
+
+def _filled(arguments: Mapping[str, Any], incident: Incident) -> dict[str, Any]:
+    """Configured prefetch arguments with the incident's fields put in (payload values are data: they fill
+    placeholders, they are never parsed as further placeholders)."""
+    fields = {"incident_id": incident.id, "service": incident.service or "", "commit": incident.suspect.commit or "",
+              "severity": incident.severity or ""}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return re.sub(r"\{(incident_id|service|commit|severity)\}", lambda m: fields[m.group(1)], value)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        return value
+
+    return {k: fill(v) for k, v in arguments.items()}
 
 
 def _read_text(path: Path) -> str | None:

@@ -69,6 +69,11 @@ class Redactor:
         return value
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a variable's name says it holds a credential."""
+    return bool(_SECRET_NAME.search(name))
+
+
 def scrubbed_env(environ: Mapping[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
     """An allowlisted environment for child processes; `passthrough` names are the config's choice."""
     allowed = set(passthrough)

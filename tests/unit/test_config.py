@@ -91,3 +91,31 @@ def test_an_invalid_value_from_an_input_names_the_input_not_the_file(tmp_path):
     text = str(caught.value)
     assert text.startswith("budget-usd: ") and "greater than 0" in text
     assert ".remediate.yaml" not in text
+
+
+@pytest.mark.parametrize(("server", "expected"), [
+    ("{name: g, command: mcp-grafana}", "stdio"),
+    ("{name: g, url: 'http://bridge:8080/sse'}", "sse"),
+    ("{name: g, url: 'http://bridge:8080/mcp'}", "streamable-http"),
+    ("{name: g, url: 'http://bridge:8080/sse', transport: streamable-http}", "streamable-http"),
+])
+def test_the_mcp_transport_is_inferred_unless_given(tmp_path, server, expected):
+    (tmp_path / ".remediate.yaml").write_text(f"mcp:\n  servers:\n    - {server}\n")
+    assert load_config(tmp_path).mcp.servers[0].transport == expected
+
+
+@pytest.mark.parametrize(("server", "message"), [
+    ("{name: g, transport: stdio}", "a stdio server needs a command"),
+    ("{name: g, command: x, url: 'http://a/mcp'}", "a stdio server takes command, args and env, not url"),
+    ("{name: g, url: 'http://a/mcp', args: [x]}", "command, args and env are for stdio servers"),
+    ("{name: g}", "a server needs a url, or a command"),
+    ("{name: g, command: x, auth: {type: bearer, token_env: T}}", "not url, auth or headers"),
+    ("{name: g, url: 'http://a/mcp', auth: {type: client_credentials, client_id: c}}", "client_secret_env"),
+    ("{name: g, command: x, env: {T: '${GITHUB_TOKEN}'}}", "must not be passed to an MCP server"),
+])
+def test_mcp_server_mistakes_are_named_with_their_line(tmp_path, server, message):
+    (tmp_path / ".remediate.yaml").write_text(f"llm: {{model: gpt-4.1}}\nmcp:\n  servers:\n    - {server}\n")
+    with pytest.raises(UserError) as caught:
+        load_config(tmp_path)
+    assert caught.value.one_line().startswith(".remediate.yaml:4: mcp.servers[0]")
+    assert message in caught.value.one_line()
