@@ -41,11 +41,14 @@ class LLMConfig(_Model):
 
 class MCPAuth(_Model):
     """`bearer`: a token from `token_env`. `client_credentials`: OAuth 2.0 client credentials (a CI job has no
-    browser), the secret from `client_secret_env`; the token endpoint is discovered from the server."""
-    type: Literal["bearer", "client_credentials"] = "bearer"
+    browser), the secret from `client_secret_env`; `private_key_jwt`: the same grant, the client proving itself
+    with a JWT signed by the PEM key in `private_key_env`. The token endpoint is discovered from the server."""
+    type: Literal["bearer", "client_credentials", "private_key_jwt"] = "bearer"
     token_env: str | None = None
     client_id: str | None = None
     client_secret_env: str | None = None
+    private_key_env: str | None = None
+    signing_algorithm: Literal["RS256", "ES256", "PS256", "EdDSA"] = "RS256"
     scope: str | None = None
     issuer: str | None = None  # the authorization server the client belongs to; tokens are asked of it only
     token_endpoint_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
@@ -56,6 +59,8 @@ class MCPAuth(_Model):
             raise ValueError("bearer auth needs token_env (the variable holding the token)")
         if self.type == "client_credentials" and not (self.client_id and self.client_secret_env):
             raise ValueError("client_credentials auth needs client_id and client_secret_env")
+        if self.type == "private_key_jwt" and not (self.client_id and self.private_key_env):
+            raise ValueError("private_key_jwt auth needs client_id and private_key_env")
         return self
 
 

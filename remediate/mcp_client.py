@@ -327,7 +327,9 @@ def describe(exc: BaseException, server: MCPServerConfig | None = None, status: 
     status = getattr(getattr(exc, "response", None), "status_code", None) or status
     auth = server.auth if server else None
     credential = (f"the token in ${auth.token_env}" if auth and auth.type == "bearer"
-                  else f"client {auth.client_id!r} and the secret in ${auth.client_secret_env}" if auth
+                  else f"client {auth.client_id!r} and the secret in ${auth.client_secret_env}"
+                  if auth and auth.type == "client_credentials"
+                  else f"client {auth.client_id!r} and the key in ${auth.private_key_env}" if auth
                   else "credentials (this server has no auth configured)")
     if status == 401:
         return f"HTTP 401 Unauthorized: check {credential}"

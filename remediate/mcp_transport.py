@@ -49,9 +49,22 @@ class _MemoryTokens:
 
 
 def _oauth(server: MCPServerConfig, environ: Mapping[str, str]) -> Any:
-    from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+    from mcp.client.auth.extensions.client_credentials import (
+        ClientCredentialsOAuthProvider,
+        PrivateKeyJWTOAuthProvider,
+        SignedJWTParameters,
+    )
 
-    assert server.auth and server.auth.client_id and server.auth.client_secret_env
+    assert server.auth and server.auth.client_id
+    if server.auth.type == "private_key_jwt":
+        key = environ.get(server.auth.private_key_env or "", "")
+        signer = SignedJWTParameters(issuer=server.auth.client_id, subject=server.auth.client_id, signing_key=key,
+                                     signing_algorithm=server.auth.signing_algorithm)
+        return PrivateKeyJWTOAuthProvider(server_url=server.url or "", storage=_MemoryTokens(),
+                                          client_id=server.auth.client_id,
+                                          assertion_provider=signer.create_assertion_provider(),
+                                          scope=server.auth.scope, issuer=server.auth.issuer)
+    assert server.auth.client_secret_env
     return ClientCredentialsOAuthProvider(server_url=server.url or "", storage=_MemoryTokens(),
                                           client_id=server.auth.client_id,
                                           client_secret=environ.get(server.auth.client_secret_env, ""),
@@ -75,7 +88,7 @@ async def open_transport(stack: AsyncExitStack, server: MCPServerConfig, environ
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     headers = http_headers(server, environ)
-    auth = _oauth(server, environ) if server.auth and server.auth.type == "client_credentials" else None
+    auth = _oauth(server, environ) if server.auth and server.auth.type != "bearer" else None
     timeout = httpx2.Timeout(server.timeout_seconds, connect=server.connect_timeout_seconds)
 
     async def hear(response: Any) -> None:

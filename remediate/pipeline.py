@@ -178,7 +178,7 @@ class Run:
         names = [self.config.llm.api_key_env]
         for server in self.config.mcp.servers:
             if server.auth:
-                names += [server.auth.token_env, server.auth.client_secret_env]
+                names += [server.auth.token_env, server.auth.client_secret_env, server.auth.private_key_env]
             # A header value is a credential more often than not; an env value when its name says so.
             names += [ref for ref, key in server.referenced_variables().items()
                       if key in server.headers or looks_secret(ref) or looks_secret(key)]
