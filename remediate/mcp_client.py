@@ -139,11 +139,10 @@ class _Connection:
 
 
 def _protocol_version(client: Any) -> str | None:
-    for owner in (client, getattr(client, "session", None)):
-        result = getattr(owner, "initialize_result", None) or getattr(owner, "server_info", None)
-        version = getattr(result, "protocol_version", None)
-        if isinstance(version, str):
-            return version
+    """The protocol revision the SDK negotiated with this server."""
+    with suppress(Exception):
+        version = client.protocol_version
+        return version if isinstance(version, str) else None
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 
@@ -62,6 +63,9 @@ def test_run_is_one_trace_continuing_the_incident(remediate, receiver, mcp):
     [mcp_span] = receiver.named("tools/call get_incident_logs")
     assert mcp_span.attributes["mcp.method.name"] == "tools/call"
     assert mcp_span.attributes["gen_ai.tool.name"] == "get_incident_logs"
+    # OTel MCP conventions: transport, peer address and the negotiated protocol revision.
+    assert (mcp_span.attributes["network.transport"], mcp_span.attributes["server.address"]) == ("tcp", "127.0.0.1")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", mcp_span.attributes["mcp.protocol.version"])
     # The MCP server received this span as the parent of its work.
     assert mcp.calls()[0]["meta"]["traceparent"] == f"00-{PAYLOAD_TRACE}-{mcp_span.span_id}-01"
 
