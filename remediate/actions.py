@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TextIO
 
 INPUT_NAMES = ("github-token", "config", "incident-id", "summary", "model", "budget-usd", "base-branch",
-               "dry-run", "report-file", "suspect-files", "suspect-functions", "suspect-commit", "llm-base-url")
+               "dry-run", "report-file", "suspect-files", "suspect-functions", "suspect-commit", "llm-base-url",
+               "command")
 
 
 def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:

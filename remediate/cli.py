@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--event-file", help="a GitHub event JSON (repository_dispatch or workflow_dispatch)")
     run.add_argument("--event-name", default=None, help="the event's name (default: from --event-file shape)")
     sub.add_parser("action", help="run as the GitHub Action (reads INPUT_* and GITHUB_* variables)")
+    cmap = sub.add_parser("coverage-map", help="turn per-test coverage (pytest --cov --cov-context=test) into the "
+                                               "map tests.coverage_map reads")
+    cmap.add_argument("--data", default=".coverage", help="the coverage data file (default: .coverage)")
+    cmap.add_argument("--repo", default=".", help="the checkout the data was recorded in (default: here)")
+    cmap.add_argument("--out", default=".remediate/coverage-map.json", help="where to write the map")
     return parser
 
 
@@ -40,6 +45,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = dict(os.environ if environ is None else environ)
     if args.command == "action":
         return run_action(environ)
+    if args.command == "coverage-map":
+        return write_coverage_map(Path(args.data), Path(args.repo), Path(args.out))
     inputs = {k: v for k, v in {
         "incident-id": args.incident_id, "summary": args.summary, "config": args.config, "model": args.model,
         "budget-usd": args.budget_usd, "base-branch": args.base_branch, "dry-run": "true" if args.dry_run else "",
@@ -53,14 +60,51 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     return _run(Path(args.repo), environ, inputs, event_name, event)
 
 
+def write_coverage_map(data: Path, repo: Path, out: Path) -> int:
+    import subprocess
+
+    from remediate.coverage_map import build_map
+
+    if not data.is_file():
+        print(f"error: --data: {data} not found (run pytest --cov=<package> --cov-context=test first)",
+              file=sys.stderr)
+        return 1
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    built = build_map(data, repo, head.stdout.strip() if head.returncode == 0 else None)
+    if not any(f["functions"] for f in built["files"].values()):
+        print(f"error: --data: {data} has no per-test contexts (record with --cov-context=test)", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(built, separators=(",", ":")) + "\n", encoding="utf-8")
+    tests = {t for f in built["files"].values() for ts in f["functions"].values() for t in ts}
+    print(f"{out}: {len(built['files'])} files, {len(tests)} tests, commit {built['commit'] or 'unknown'}")
+    return 0
+
+
 def run_action(environ: Mapping[str, str]) -> int:
     inputs = read_inputs(environ)
+    repo = Path(environ.get("GITHUB_WORKSPACE") or ".")
+    command = inputs.get("command", "remediate")
+    if command == "coverage-map":
+        return write_coverage_map(repo / ".coverage", repo, repo / _coverage_map_path(repo, inputs.get("config")))
+    if command != "remediate":
+        print(f"::error::command: expected remediate or coverage-map, got {command!r}")
+        return 1
     event_name = environ.get("GITHUB_EVENT_NAME", "")
     event: dict[str, Any] = {}
     if environ.get("GITHUB_EVENT_PATH"):
         event = _load_event(environ["GITHUB_EVENT_PATH"])
-    repo = Path(environ.get("GITHUB_WORKSPACE") or ".")
     return _run(repo, environ, inputs, event_name, event)
+
+
+def _coverage_map_path(repo: Path, config_file: str | None) -> str:
+    from remediate.config import load_config
+    from remediate.errors import UserError
+
+    try:
+        return load_config(repo, config_file).tests.coverage_map or ".remediate/coverage-map.json"
+    except UserError:
+        return ".remediate/coverage-map.json"
 
 
 def _load_event(path: str) -> dict[str, Any]:

@@ -179,6 +179,9 @@ class TestsConfig(_Model):
     timeout_seconds: float = Field(default=600, gt=0)
     env: list[str] = Field(default_factory=list)
     when_none_selected: Literal["run_all", "escalate"] = "run_all"
+    # A map of which tests ran which functions, recorded on the default branch (`remediate coverage-map`);
+    # with it, a change inside function bodies runs only the tests that ran those functions.
+    coverage_map: str | None = None
     # Run once before any test, e.g. `pip install -r requirements-dev.txt`: inside the action's container only
     # pytest is installed, so a project's own test dependencies come from here.
     setup: list[str] = Field(default_factory=list)

@@ -22,6 +22,7 @@ from remediate.agent import Agent
 from remediate.budget import BudgetMeter, price_for
 from remediate.config import Config, EscalationConfig, TelemetryConfig, load_config
 from remediate.context import build_context, scope_note
+from remediate.coverage_map import CoverageMap
 from remediate.delivery import DeliveryError, commit_change, open_or_update_pr, push
 from remediate.errors import UserError
 from remediate.escalation import (
@@ -50,7 +51,7 @@ from remediate.report import (
     render_summary,
 )
 from remediate.secrets import Redactor, looks_secret, scrubbed_env
-from remediate.selection import select_affected_tests
+from remediate.selection import select_with_coverage
 from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of
 from remediate.testing import TestRun, run_tests
 from remediate.tools import Toolbox
@@ -87,6 +88,7 @@ class Run:
     github_token: str | None = None
     git: Git | None = None
     _base: tuple[list[str], dict[str, str]] | None = None
+    _coverage: CoverageMap | bool | None = None  # False: configured but unreadable
 
     @property
     def dry_run(self) -> bool:
@@ -343,7 +345,8 @@ class Run:
                         sources.pop(change.path, None)
                     else:
                         sources[change.path] = change.after
-            selection = select_affected_tests(sources, workspace.changes.files_touched, config.map, tracked)
+            selection = select_with_coverage(self._coverage_map(), base, sources, workspace.changes.files_touched,
+                                             config.map, tracked)
             paths, reason = list(selection.tests), dict(selection.reason)
             if not paths and config.when_none_selected == "escalate":
                 return TestRun(tuple(config.command), (), "no_tests",
@@ -367,6 +370,21 @@ class Run:
             why = (f"timed out after {config.timeout_seconds:g} s" if done.timed_out
                    else done.start_error or f"exit code {done.exit_code}")
             raise Escalate("test_setup_failed", f"tests.setup ({shlex.join(config.setup)}) failed: {why}\n{tail}")
+
+    def _coverage_map(self) -> CoverageMap | None:
+        """tests.coverage_map, read once; an unreadable map is a warning, and the import graph decides."""
+        assert self.config
+        path_text = self.config.tests.coverage_map
+        if not path_text:
+            return None
+        if self._coverage is None:
+            path = Path(path_text) if Path(path_text).is_absolute() else self.request.repo / path_text
+            try:
+                self._coverage = CoverageMap.load(path)
+            except (OSError, ValueError) as exc:
+                self.report.warnings.append(f"tests.coverage_map {path_text}: {exc}; selecting by imports only")
+                self._coverage = False
+        return self._coverage or None
 
     def _base_sources(self, workspace: Workspace) -> tuple[list[str], dict[str, str]]:
         """Tracked files and their Python sources before the run: read once, they do not change."""

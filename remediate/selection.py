@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pathspec
 
+from remediate.coverage_map import CoverageMap
+
 TEST_FILE = pathspec.GitIgnoreSpec.from_lines(["test_*.py", "*_test.py"])
 
 
@@ -114,4 +116,30 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
         spec = pathspec.GitIgnoreSpec.from_lines(targets)
         for test in [p for p in known if spec.match_file(p)] or list(targets):
             reason.setdefault(test, f"tests.map: {pattern} matches {hits[0]}")
+    return Selection(tuple(sorted(reason)), reason)
+
+
+def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str], after: Mapping[str, str],
+                         changed: Iterable[str], test_map: Mapping[str, Sequence[str]] | None = None,
+                         files: Iterable[str] = ()) -> Selection:
+    """Single tests for changes the coverage map vouches for (bodies of functions it recorded, in files
+    unchanged since), test files from the import graph for every other change."""
+    narrowed: dict[str, str] = {}
+    rest: list[str] = []
+    for path in changed:
+        found = None
+        if coverage is not None and path.endswith(".py") and not is_test_file(path) and path in before \
+                and path in after:
+            found = coverage.tests_for(path, before[path], after[path])
+        if found is None:
+            rest.append(path)
+            continue
+        tests, why = found
+        for test in tests:
+            narrowed.setdefault(test, f"{path}: {why}")
+    graph = select_affected_tests(after, rest, test_map, files) if rest else Selection((), {})
+    reason = dict(graph.reason)
+    for test, why in narrowed.items():
+        if test.split("::")[0] not in reason:  # a whole file already runs every test in it
+            reason[test] = why
     return Selection(tuple(sorted(reason)), reason)

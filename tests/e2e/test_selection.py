@@ -1,0 +1,54 @@
+"""Per-test selection end to end: the action records a coverage map (command: coverage-map), then an
+incident whose fix stays inside function bodies runs only the tests that ran those functions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from peers import scenarios
+from peers.harness import make_sample_repo, run_action
+
+BODY_ONLY_FIX = [
+    {"tool_calls": [scenarios._edit("        self._audit_log: list[dict] = []",
+                                    "        self._audit_log: deque[dict] = deque(maxlen=1000)"),
+                    scenarios.FIX_READER]},
+    {"tool_calls": [{"name": "finish", "arguments": {"summary": "Bounded the audit log to 1000 entries."}}]},
+]
+
+
+def test_a_recorded_coverage_map_selects_single_tests(remediate, mcp, tmp_path, github):
+    config = scenarios.config_yaml(mcp.url, extra="tests:\n  coverage_map: .remediate/coverage-map.json\n")
+    repo = make_sample_repo(tmp_path / "repo", config)
+    # The project's CI on the default branch: per-test coverage, then the action turns it into the map.
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=app",
+                           "--cov-context=test", "tests"], cwd=repo.workspace, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    recorded = run_action(tmp_path / "record", repo.workspace, "push", {}, {"command": "coverage-map"}, {})
+    assert recorded.exit_code == 0, recorded.stdout + recorded.stderr
+    assert (repo.workspace / ".remediate" / "coverage-map.json").is_file()
+
+    out = remediate(BODY_ONLY_FIX, repo=repo)
+    run = out.run
+    assert run.exit_code == 0, run.stdout + run.stderr
+    tests = run.report["tests"]
+    assert tests["status"] == "passed"
+    # Single tests, each chosen because it ran a changed function when the map was recorded.
+    assert tests["selected"] and all("::" in t for t in tests["selected"])
+    assert "tests/test_service.py::test_recent_updates_returns_newest_last" in tests["selected"]
+    assert all("when the coverage map was recorded" in why for why in tests["selection_reason"].values())
+    assert "ran UserService.__init__, UserService.recent_updates" in " ".join(tests["selection_reason"].values())
+    # The map file itself is not part of the fix.
+    assert {c["path"] for c in run.report["changes"]} == {"app/users/service.py"}
+
+
+def test_a_fix_beyond_function_bodies_falls_back_to_the_import_graph(remediate, mcp, tmp_path):
+    config = scenarios.config_yaml(mcp.url, extra="tests:\n  coverage_map: .remediate/coverage-map.json\n")
+    repo = make_sample_repo(tmp_path / "repo", config)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=app",
+                    "--cov-context=test", "tests"], cwd=repo.workspace, capture_output=True, check=True)
+    assert run_action(tmp_path / "record", repo.workspace, "push", {}, {"command": "coverage-map"}, {}).exit_code == 0
+    out = remediate(scenarios.good_fix(), repo=repo)  # adds a module-level constant
+    tests = out.run.report["tests"]
+    assert out.run.exit_code == 0, out.run.stdout
+    assert tests["selected"] == ["tests/test_audit_log_bounded.py", "tests/test_service.py"]
