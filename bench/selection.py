@@ -4,9 +4,16 @@
 
 For each project: the released source distribution is downloaded from PyPI at run time (into
 ~/.cache/remediate-bench, never committed), a fault is injected into one function at a time (its body starts
-by raising), the full suite runs to learn which test files catch it, and the selection that
-remediate would make for that one changed file runs on its own. Recall: every test file that fails
-under the full suite is selected. Faults the full suite does not catch are counted, not scored.
+by raising), the full suite runs to learn which tests catch it, and each selection remediate can make for
+that one changed file runs on its own:
+
+- imports: test files that import the changed module, directly or not (no map);
+- coverage: single tests that ran the changed function, from a coverage map recorded once on the pristine
+  tree (pytest-cov per-test contexts, then remediate's coverage-map), falling back to imports where the
+  map cannot vouch for the change.
+
+Recall: every test that fails under the full suite is selected (a whole selected file counts for all its
+tests). Faults the full suite does not catch are counted, not scored.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from remediate.selection import select_affected_tests  # noqa: E402
+from remediate.coverage_map import CoverageMap, build_map  # noqa: E402
+from remediate.selection import select_affected_tests, select_with_coverage  # noqa: E402
 from remediate.testing import TestRun, run_tests  # noqa: E402
 
 # Outside the repository: pytest looks upward for its configuration, and must find the project's, not ours.
@@ -49,7 +57,7 @@ PROJECTS = (
 )
 # The projects' own suites need an older pytest than remediate pins (boltons' conftest uses a
 # hook argument pytest 8 removed); the benchmark gets a venv of its own.
-BENCH_DEPS = ("pytest==7.4.4",)
+BENCH_DEPS = ("pytest==7.4.4", "pytest-cov==7.1.0", "coverage==7.17.4")
 
 
 @dataclass
@@ -57,11 +65,14 @@ class FaultResult:
     project: str
     file: str
     function: str
-    caught_by: list[str]
-    selected: list[str]
+    caught_by: list[str]  # failing tests, as JUnit names
+    selected: list[str]  # imports
     recall: bool
     full_s: float
     selected_s: float
+    cov_selected: list[str]  # coverage map
+    cov_recall: bool
+    cov_s: float
 
 
 def sh(*args: str, cwd: Path | None = None) -> None:
@@ -71,10 +82,13 @@ def sh(*args: str, cwd: Path | None = None) -> None:
 def bench_python() -> Path:
     venv = CACHE / "venv"
     python = venv / "bin" / "python"
+    deps = sorted({d for p in PROJECTS for d in p.deps} | set(BENCH_DEPS))
+    stamp = venv / "bench-deps.txt"
     if not python.exists():
         sh(sys.executable, "-m", "venv", str(venv))
-        deps = {d for p in PROJECTS for d in p.deps} | set(BENCH_DEPS)
-        sh(str(python), "-m", "pip", "install", "-q", *sorted(deps))
+    if not stamp.exists() or stamp.read_text() != "\n".join(deps):
+        sh(str(python), "-m", "pip", "install", "-q", *deps)
+        stamp.write_text("\n".join(deps))
     return python
 
 
@@ -127,17 +141,32 @@ def inject(path: Path, line: int) -> str:
     return original
 
 
-def failing_files(run: TestRun, tree: Path) -> set[str]:
-    files = set()
-    for name in run.failed_tests:
-        dotted = name.split("::")[0]
-        parts = dotted.split(".")
-        for end in range(len(parts), 0, -1):
-            candidate = "/".join(parts[:end]) + ".py"
-            if (tree / candidate).exists():
-                files.add(candidate)
-                break
-    return files
+def junit_name(node: str) -> str:
+    """tests/test_x.py::TestY::test_z[p] as pytest's JUnit report names it: tests.test_x.TestY::test_z[p]."""
+    parts = node.split("::")
+    classname = ".".join([parts[0].removesuffix(".py").replace("/", "."), *parts[1:-1]])
+    return f"{classname}::{parts[-1]}"
+
+
+def covers(selected: list[str], failing: set[str]) -> bool:
+    files = {s.removesuffix(".py").replace("/", ".") for s in selected if "::" not in s}
+    tests = {junit_name(s) for s in selected if "::" in s}
+    return all(f in tests or any(f.startswith(m + ".") or f.startswith(m + "::") for m in files) for f in failing)
+
+
+def record_map(python: Path, tree: Path, project: Project) -> tuple[CoverageMap, float]:
+    """Per-test coverage of the pristine suite, as the project's CI would record it on its default branch."""
+    data = tree / ".coverage"
+    data.unlink(missing_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree / project.package_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--cov={project.package_root}",
+                    "--cov-context=test", project.tests], cwd=tree, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    elapsed = time.monotonic() - started
+    built = build_map(data, tree, None)
+    data.unlink(missing_ok=True)
+    return CoverageMap(None, built["files"]), elapsed
 
 
 def run_suite(python: Path, tree: Path, project: Project, tests: list[str]) -> tuple[TestRun, float]:
@@ -154,6 +183,8 @@ def bench_project(project: Project, python: Path, faults: int, rng: random.Rando
                for p in tree.rglob("*.py")}
     candidates = candidate_functions(tree, project)
     rng.shuffle(candidates)
+    coverage, record_s = record_map(python, tree, project)
+    print(f"  coverage map recorded in {record_s:.1f}s ({len(coverage.files)} files)", flush=True)
     results: list[FaultResult] = []
     undetected = 0
     for rel, name, line in candidates:
@@ -162,21 +193,39 @@ def bench_project(project: Project, python: Path, faults: int, rng: random.Rando
         original = inject(tree / rel, line)
         try:
             full, full_s = run_suite(python, tree, project, [])
-            caught = failing_files(full, tree)
-            if not caught:
+            failing = set(full.failed_tests)
+            if not failing:
                 undetected += 1
                 continue
             selection = select_affected_tests(sources, [rel])
             selected = [t for t in selection.tests if t.startswith(project.tests)]
             _, selected_s = run_suite(python, tree, project, selected) if selected else (None, 0.0)
-            results.append(FaultResult(project.name, rel, name, sorted(caught), selected,
-                                       caught <= set(selected), full_s, selected_s))
-            print(f"  {rel}:{name}: caught by {len(caught)} files, selected {len(selected)}, "
-                  f"recall {'yes' if caught <= set(selected) else 'NO'}, {selected_s:.1f}s vs {full_s:.1f}s",
-                  flush=True)
+            after = {**sources, rel: (tree / rel).read_text(encoding="utf-8")}
+            narrowed = select_with_coverage(coverage, sources, after, [rel])
+            cov_selected = [t for t in narrowed.tests if t.startswith(project.tests)]
+            _, cov_s = run_suite(python, tree, project, cov_selected) if cov_selected else (None, 0.0)
+            result = FaultResult(project.name, rel, name, sorted(failing), selected, covers(selected, failing),
+                                 full_s, selected_s, cov_selected, covers(cov_selected, failing), cov_s)
+            results.append(result)
+            print(f"  {rel}:{name}: {len(failing)} failing tests; imports: {len(selected)} files, recall "
+                  f"{'yes' if result.recall else 'NO'}, {selected_s:.1f}s; coverage: {len(cov_selected)} tests, "
+                  f"recall {'yes' if result.cov_recall else 'NO'}, {cov_s:.1f}s; full {full_s:.1f}s", flush=True)
         finally:
             (tree / rel).write_text(original, encoding="utf-8")
     return results, undetected
+
+
+def _cells(results: list[FaultResult], bold: bool = False) -> str:
+    if not results:
+        return " | | | | | "
+    n = len(results)
+    mark = "**" if bold else ""
+    imports = (sum(len(r.selected) for r in results) / n, sum(r.recall for r in results) / n,
+               sum(r.selected_s / r.full_s for r in results) / n)
+    coverage = (sum(len(r.cov_selected) for r in results) / n, sum(r.cov_recall for r in results) / n,
+                sum(r.cov_s / r.full_s for r in results) / n)
+    return (f"{imports[0]:.1f} | {mark}{imports[1]:.0%}{mark} | {mark}{imports[2]:.0%}{mark} | "
+            f"{coverage[0]:.1f} | {mark}{coverage[1]:.0%}{mark} | {mark}{coverage[2]:.0%}{mark}")
 
 
 def main() -> None:
@@ -187,22 +236,17 @@ def main() -> None:
     rng = random.Random(args.seed)
     python = bench_python()
     all_results: list[FaultResult] = []
-    rows = ["| project | faults caught by the suite | undetected | test files | selected (mean) | recall | "
-            "selected run / full suite |", "|---|---|---|---|---|---|---|"]
+    rows = ["| project | faults caught | undetected | test files | imports: files (mean) | recall | time vs full | "
+            "coverage: tests (mean) | recall | time vs full |", "|---|---|---|---|---|---|---|---|---|---|"]
     for project in PROJECTS:
         print(f"{project.name} {project.version}", flush=True)
         results, undetected = bench_project(project, python, args.faults, rng)
         all_results += results
         tree = CACHE / "src" / f"{project.name}-{project.version}"
         test_files = len([p for p in (tree / project.tests).rglob("test_*.py")])
-        recall = sum(r.recall for r in results) / len(results) if results else 0.0
-        ratio = sum(r.selected_s / r.full_s for r in results) / len(results) if results else 0.0
-        mean_selected = sum(len(r.selected) for r in results) / len(results) if results else 0.0
         rows.append(f"| {project.name} {project.version} | {len(results)} | {undetected} | {test_files} | "
-                    f"{mean_selected:.1f} | {recall:.0%} | {ratio:.0%} |")
-    total_recall = sum(r.recall for r in all_results) / len(all_results)
-    total_ratio = sum(r.selected_s / r.full_s for r in all_results) / len(all_results)
-    rows.append(f"| **all** | {len(all_results)} | | | | **{total_recall:.0%}** | **{total_ratio:.0%}** |")
+                    + _cells(results) + " |")
+    rows.append(f"| **all** | {len(all_results)} | | | " + _cells(all_results, bold=True) + " |")
     print("\n".join(rows))
     (CACHE / "selection.json").write_text(json.dumps([asdict(r) for r in all_results], indent=1))
 

@@ -78,6 +78,8 @@ class _Connection:
     async def open(self) -> None:
         """Connect, or after a dropped session close what is left of it and connect again."""
         self._ready = asyncio.get_running_loop().create_future()
+        # A failure that arrives after the waiter gave up (timed out) is not an unhandled error.
+        self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         if self._task is None:
             self._task = asyncio.create_task(self._own())
         else:
