@@ -151,7 +151,8 @@ def junit_name(node: str) -> str:
 def covers(selected: list[str], failing: set[str]) -> bool:
     files = {s.removesuffix(".py").replace("/", ".") for s in selected if "::" not in s}
     tests = {junit_name(s) for s in selected if "::" in s}
-    return all(f in tests or any(f.startswith(m + ".") or f.startswith(m + "::") for m in files) for f in failing)
+    # A failing module (a collection error) is named by its dotted path alone.
+    return all(f in tests or any(f == m or f.startswith((m + ".", m + "::")) for m in files) for f in failing)
 
 
 def record_map(python: Path, tree: Path, project: Project) -> tuple[CoverageMap, float]:

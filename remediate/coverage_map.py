@@ -4,9 +4,9 @@ Recording: the project's CI runs its suite with per-test coverage contexts (`pyt
 pytest-cov) on the default branch, then `python -m remediate coverage-map` turns the `.coverage` file into a
 small JSON map: for every measured file, its content hash and, for every function, the tests that ran a line
 of it. Selecting: a change confined to function bodies of a file whose hash still matches selects exactly the
-tests that ran those functions. Anything else (module-level code, signatures, decorators, a file edited since
-the map was made, a file the map does not know) is left to the import graph: the map never narrows what it
-cannot vouch for.
+tests that ran those functions. Anything else (module-level code, signatures, decorators, a function that
+also ran outside any test, at import or collection time, a file edited since the map was made, a file the map
+does not know) is left to the import graph: the map never narrows what it cannot vouch for.
 """
 
 from __future__ import annotations
@@ -92,23 +92,40 @@ def build_map(data_file: Path, repo: Path, commit: str | None) -> dict[str, Any]
     repo = repo.resolve()
     files: dict[str, Any] = {}
     for measured in sorted(data.measured_files()):
-        path = Path(measured).resolve()
-        if not path.is_relative_to(repo) or path.suffix != ".py":
+        path = _in_repo(measured, repo)
+        if path is None or path.suffix != ".py":
             continue
         source = path.read_text(encoding="utf-8", errors="replace")
         spans = units(source)
         if spans is None:
             continue
         by_unit: dict[str, set[str]] = {}
+        outside_tests: set[str] = set()
         for line, contexts in data.contexts_by_lineno(measured).items():
-            tests = {t for t in map(node_id, contexts) if t}
-            if not tests:
-                continue
             unit = next((name for name, (start, end) in spans.items() if start <= line <= end), MODULE)
-            by_unit.setdefault(unit, set()).update(tests)
+            tests = {t for t in map(node_id, contexts) if t}
+            if len(tests) < len(contexts):
+                # Run outside any test (at import or collection): a failure there breaks whole modules.
+                outside_tests.add(unit)
+            if tests:
+                by_unit.setdefault(unit, set()).update(tests)
         files[path.relative_to(repo).as_posix()] = {
-            "sha1": digest(source), "functions": {k: sorted(v) for k, v in sorted(by_unit.items())}}
+            "sha1": digest(source), "functions": {k: sorted(v) for k, v in sorted(by_unit.items())},
+            "outside_tests": sorted(outside_tests)}
     return {"version": 1, "commit": commit, "files": files}
+
+
+def _in_repo(measured: str, repo: Path) -> Path | None:
+    """The repository file a recorded path names. Data recorded in another checkout (the runner's
+    /home/runner/work/... while the action sees /github/workspace) is matched by its longest path suffix."""
+    path = Path(measured)
+    if path.resolve().is_relative_to(repo):
+        return path.resolve()
+    for start in range(1, len(path.parts)):
+        candidate = repo.joinpath(*path.parts[start:])
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
 
 
 @dataclass(frozen=True)
@@ -129,8 +146,8 @@ class CoverageMap:
         if entry is None or entry.get("sha1") != digest(before):
             return None
         changed = changed_units(before, after)
-        if changed is None:
-            return None
+        if changed is None or changed & set(entry.get("outside_tests", [])):
+            return None  # beyond function bodies, or a function that also runs at import time
         functions = entry.get("functions", {})
         tests = {t for name in changed for t in functions.get(name, [])}
         names = ", ".join(sorted(changed)) or "nothing"

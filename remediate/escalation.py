@@ -123,3 +123,30 @@ def slack_message(ctx: EscalationContext) -> dict[str, Any]:
 def webhook_payload(ctx: EscalationContext, report_dict: Mapping[str, Any]) -> dict[str, Any]:
     return {"event": "remediate.escalation", "issue_url": ctx.issue_url, "run_url": ctx.run_url,
             "summary_markdown": ctx.markdown, "report": report_dict}
+
+
+def http_channels(config: EscalationConfig, ctx: EscalationContext, environ: Mapping[str, str],
+                  report_dict: Mapping[str, Any]) -> list[tuple[str, Callable[[], int]]]:
+    """The configured HTTP channels as (name, send) pairs; each send raises on its own failure, including a
+    missing variable, so one broken channel never stops the others."""
+    timeout = config.timeout_seconds
+
+    def needs(name: str) -> str:
+        value = environ.get(name)
+        if not value:
+            raise ChannelError(f"environment variable {name} is not set")
+        return value
+
+    channels: list[tuple[str, Callable[[], int]]] = []
+    if config.pagerduty:
+        pd = config.pagerduty
+        channels.append(("pagerduty", lambda: post_json(
+            pd.url, pagerduty_event(ctx, needs(pd.routing_key_env), pd.severity), {}, timeout)))
+    if config.webhook:
+        hook = config.webhook
+        channels.append(("webhook", lambda: post_json(
+            needs(hook.url_env), webhook_payload(ctx, report_dict), hook.headers, timeout)))
+    if config.slack:
+        slack = config.slack
+        channels.append(("slack", lambda: post_json(needs(slack.webhook_url_env), slack_message(ctx), {}, timeout)))
+    return channels

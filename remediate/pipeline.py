@@ -25,15 +25,7 @@ from remediate.context import build_context, scope_note
 from remediate.coverage_map import CoverageMap
 from remediate.delivery import DeliveryError, commit_change, open_or_update_pr, push
 from remediate.errors import UserError
-from remediate.escalation import (
-    ChannelError,
-    EscalationContext,
-    escalate_to_issue,
-    pagerduty_event,
-    post_json,
-    slack_message,
-    webhook_payload,
-)
+from remediate.escalation import EscalationContext, escalate_to_issue, http_channels
 from remediate.gh import GitHubError, connect_repo
 from remediate.gitops import Git, GitError
 from remediate.guardrails import PathRefused, WritePolicy
@@ -465,7 +457,7 @@ class Run:
                 failed.append("github_issue")
                 self.report.warnings.append(self.redact(f"escalation channel github_issue failed: {exc}"))
         ctx = EscalationContext(self.report, markdown, _run_url(env), issue_url, self.redact)
-        for name, send in self._channels(config, ctx):
+        for name, send in http_channels(config, ctx, env, self.redact.deep(self.report.to_dict())):
             try:
                 with self._span(f"escalate {name}"):
                     send()
@@ -475,32 +467,6 @@ class Run:
                 self.report.warnings.append(self.redact(f"escalation channel {name} failed: {exc}"))
         self.report.escalation = Escalation(tuple(delivered), issue_url, issue_number, tuple(failed),
                                             self.report.attempt_branch)
-
-    def _channels(self, config: EscalationConfig, ctx: EscalationContext) -> list[tuple[str, Any]]:
-        env = self.request.environ
-        timeout = config.timeout_seconds
-
-        def needs(name: str) -> str:
-            value = env.get(name)
-            if not value:
-                raise ChannelError(f"environment variable {name} is not set")
-            return value
-
-        channels: list[tuple[str, Any]] = []
-        if config.pagerduty:
-            pd = config.pagerduty
-            channels.append(("pagerduty", lambda: post_json(
-                pd.url, pagerduty_event(ctx, needs(pd.routing_key_env), pd.severity), {}, timeout)))
-        if config.webhook:
-            hook = config.webhook
-            channels.append(("webhook", lambda: post_json(
-                needs(hook.url_env), webhook_payload(ctx, self.redact.deep(self.report.to_dict())), hook.headers,
-                timeout)))
-        if config.slack:
-            slack = config.slack
-            channels.append(("slack", lambda: post_json(needs(slack.webhook_url_env), slack_message(ctx), {},
-                                                        timeout)))
-        return channels
 
     def _push_attempt(self, delivered: list[str], failed: list[str]) -> None:
         """The attempted change on hotfix-attempt/<id>, without a PR, for on-call to start from."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,9 @@ def test_the_map_narrows_only_what_it_recorded_on_the_same_source():
     assert cmap.tests_for("geo.py", BEFORE, BEFORE.replace("LIMIT = 10", "LIMIT = 1")) is None
     # A function no test ran: no test can notice its body changed.
     assert cmap.tests_for("geo.py", BEFORE, BEFORE.replace('"shape"', '"Shape"'))[0] == set()
+    # One that also ran at import time: a fault there breaks whole modules, so the map steps back.
+    imported = _map({"geo.py": {**cmap.files["geo.py"], "outside_tests": ["area"]}})
+    assert imported.tests_for("geo.py", BEFORE, after) is None
 
 
 def test_selection_mixes_single_tests_and_import_graph_files():
@@ -108,6 +112,11 @@ def test_a_map_recorded_with_pytest_cov_maps_functions_to_the_tests_that_ran_the
     assert entry["functions"]["area"] == ["tests/test_geo.py::test_area"]
     assert entry["functions"]["Shape.grow"] == ["tests/test_geo.py::test_grow"]
     assert entry["functions"]["Shape.name"] == ["tests/test_name.py::test_name"]
+    assert entry["outside_tests"] == ["<module>"]  # the module body ran while pytest imported it
+    # Recorded in one checkout, read in another (the runner's path, then the action's /github/workspace).
+    moved = tmp_path / "elsewhere" / "workspace"
+    shutil.copytree(tmp_path, moved, ignore=shutil.ignore_patterns("elsewhere"))
+    assert build_map(tmp_path / ".coverage", moved, "f00d")["files"]["geo.py"] == entry
     # The CLI writes the same map, and refuses data without per-test contexts.
     out = tmp_path / "map.json"
     cli = subprocess.run([sys.executable, "-m", "remediate", "coverage-map", "--data", str(tmp_path / ".coverage"),
@@ -117,3 +126,28 @@ def test_a_map_recorded_with_pytest_cov_maps_functions_to_the_tests_that_ran_the
     assert json.loads(out.read_text())["files"]["geo.py"]["functions"] == entry["functions"]
     assert CoverageMap.load(out).tests_for("geo.py", BEFORE, BEFORE.replace("x + by", "x * by"))[0] == {
         "tests/test_geo.py::test_grow"}
+
+
+def test_the_cli_refuses_coverage_without_per_test_contexts(tmp_path):
+    (tmp_path / "geo.py").write_text(BEFORE)
+    (tmp_path / "test_geo.py").write_text("import geo\n\n\ndef test_area():\n    assert geo.area(1) > 3\n")
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=.", "test_geo.py"],
+                   cwd=tmp_path, capture_output=True, check=True)
+    cli = subprocess.run([sys.executable, "-m", "remediate", "coverage-map", "--data", str(tmp_path / ".coverage"),
+                          "--repo", str(tmp_path), "--out", str(tmp_path / "map.json")], capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[2])
+    assert cli.returncode == 1 and "no per-test contexts (record with --cov-context=test)" in cli.stderr
+    assert not (tmp_path / "map.json").exists()
+
+
+def test_a_function_called_at_import_time_is_marked_and_not_narrowed(tmp_path):
+    source = BEFORE + "\nUNIT_AREA = area(1)\n"
+    (tmp_path / "geo.py").write_text(source)
+    (tmp_path / "test_geo.py").write_text("import geo\n\n\ndef test_grow():\n    assert geo.Shape().grow(2) == 2\n")
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=.", "--cov-context=test",
+                    "test_geo.py"], cwd=tmp_path, capture_output=True, check=True)
+    built = build_map(tmp_path / ".coverage", tmp_path, None)
+    assert "area" in built["files"]["geo.py"]["outside_tests"]
+    cmap = CoverageMap(None, built["files"])
+    assert cmap.tests_for("geo.py", source, source.replace("r * r", "r ** 2")) is None
+    assert cmap.tests_for("geo.py", source, source.replace("x + by", "x * by"))[0] == {"test_geo.py::test_grow"}
