@@ -15,6 +15,7 @@ from remediate.secrets import contains_secret
 NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
     "/.git", "/.git/**", ".git/", "/.github/", "/.gitmodules", "/.gitattributes",
     "/.remediate.yaml", "/.remediate.yml", "/.architect.yaml", "/.architect.yml",
+    "/.remediate/",  # the action's own data, such as the coverage map that decides which tests run
 ])
 
 TEST_FILE_GLOBS = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py",

@@ -213,6 +213,7 @@ class Run:
             with self.stage("context"):
                 pack = self._context(hub)
             policy = self._policy(pack.implicated_files)
+            self._coverage_map()  # read before the model acts
             workspace = Workspace(self.request.repo, policy)
             toolbox = Toolbox(workspace, self.redact, lambda paths: self._run_tests(workspace, paths),
                               self.git, hub, config.guardrails.allowed_commands,
@@ -321,7 +322,10 @@ class Run:
                                             "the edit scope is the whole repository")
         globs = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py", "*.test.*", "*.spec.*",
                  "__tests__/**", "*_test.go", *g.extra_scope)
-        return WritePolicy(tuple(g.protected_files), g.max_files_modified, g.max_lines_changed, scope, globs,
+        protected = list(g.protected_files)
+        if self.config.tests.coverage_map:  # it decides which tests judge the fix: never the model's to edit
+            protected.append("/" + self.config.tests.coverage_map.lstrip("/"))
+        return WritePolicy(tuple(protected), g.max_files_modified, g.max_lines_changed, scope, globs,
                            frozenset(self.redact.values))
 
     def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:

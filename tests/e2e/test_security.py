@@ -62,6 +62,8 @@ ATTACKS = [
     Attack("workflow-case-trick", [write(".GitHub/workflows/x.yml")], "never_writable"),
     Attack("github-actions-dir", [write(".github/actions/deploy/action.yml")], "never_writable"),
     Attack("codeowners", [write(".github/CODEOWNERS", "* @attacker\n")], "never_writable"),
+    Attack("coverage-map-to-skip-tests", [write(".remediate/coverage-map.json", '{"version": 1, "files": {}}')],
+           "never_writable"),
     Attack("print-environment-no-shell", [command("printenv")], "unknown_tool"),
     Attack("print-environment-with-shell", [command("env")], "command_not_allowed", COMMANDS),
     Attack("push-to-main", [command("git push origin HEAD:main")], "command_not_allowed", COMMANDS),
