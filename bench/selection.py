@@ -73,6 +73,9 @@ class FaultResult:
     cov_selected: list[str]  # coverage map
     cov_recall: bool
     cov_s: float
+    cov_exact: bool  # the coverage selection is exactly the failing tests: no selection with full recall is smaller
+    clean_full_s: float  # the suite on correct code, as when the model's fix is right
+    clean_cov_s: float  # the coverage selection on correct code
 
 
 def sh(*args: str, cwd: Path | None = None) -> None:
@@ -185,7 +188,9 @@ def bench_project(project: Project, python: Path, faults: int, rng: random.Rando
     candidates = candidate_functions(tree, project)
     rng.shuffle(candidates)
     coverage, record_s = record_map(python, tree, project)
-    print(f"  coverage map recorded in {record_s:.1f}s ({len(coverage.files)} files)", flush=True)
+    _, clean_full_s = run_suite(python, tree, project, [])
+    print(f"  coverage map recorded in {record_s:.1f}s ({len(coverage.files)} files); suite on correct code "
+          f"{clean_full_s:.1f}s", flush=True)
     results: list[FaultResult] = []
     undetected = 0
     for rel, name, line in candidates:
@@ -205,12 +210,18 @@ def bench_project(project: Project, python: Path, faults: int, rng: random.Rando
             narrowed = select_with_coverage(coverage, sources, after, [rel])
             cov_selected = [t for t in narrowed.tests if t.startswith(project.tests)]
             _, cov_s = run_suite(python, tree, project, cov_selected) if cov_selected else (None, 0.0)
+            exact = {junit_name(t) for t in cov_selected if "::" in t} == failing
+            (tree / rel).write_text(original, encoding="utf-8")
+            _, clean_cov_s = run_suite(python, tree, project, cov_selected) if cov_selected else (None, 0.0)
             result = FaultResult(project.name, rel, name, sorted(failing), selected, covers(selected, failing),
-                                 full_s, selected_s, cov_selected, covers(cov_selected, failing), cov_s)
+                                 full_s, selected_s, cov_selected, covers(cov_selected, failing), cov_s, exact,
+                                 clean_full_s, clean_cov_s)
             results.append(result)
             print(f"  {rel}:{name}: {len(failing)} failing tests; imports: {len(selected)} files, recall "
                   f"{'yes' if result.recall else 'NO'}, {selected_s:.1f}s; coverage: {len(cov_selected)} tests, "
-                  f"recall {'yes' if result.cov_recall else 'NO'}, {cov_s:.1f}s; full {full_s:.1f}s", flush=True)
+                  f"recall {'yes' if result.cov_recall else 'NO'}{', exactly the failing tests' if exact else ''}, "
+                  f"{cov_s:.1f}s; full {full_s:.1f}s; on correct code {clean_cov_s:.1f}s of {clean_full_s:.1f}s",
+                  flush=True)
         finally:
             (tree / rel).write_text(original, encoding="utf-8")
     return results, undetected
@@ -225,8 +236,11 @@ def _cells(results: list[FaultResult], bold: bool = False) -> str:
                sum(r.selected_s / r.full_s for r in results) / n)
     coverage = (sum(len(r.cov_selected) for r in results) / n, sum(r.cov_recall for r in results) / n,
                 sum(r.cov_s / r.full_s for r in results) / n)
+    exact = sum(r.cov_exact for r in results)
+    clean = sum(r.clean_cov_s / r.clean_full_s for r in results) / n
     return (f"{imports[0]:.1f} | {mark}{imports[1]:.0%}{mark} | {mark}{imports[2]:.0%}{mark} | "
-            f"{coverage[0]:.1f} | {mark}{coverage[1]:.0%}{mark} | {mark}{coverage[2]:.0%}{mark}")
+            f"{coverage[0]:.1f} | {mark}{coverage[1]:.0%}{mark} | {mark}{coverage[2]:.0%}{mark} | {exact}/{n} | "
+            f"{mark}{clean:.0%}{mark}")
 
 
 def main() -> None:
@@ -238,7 +252,8 @@ def main() -> None:
     python = bench_python()
     all_results: list[FaultResult] = []
     rows = ["| project | faults caught | undetected | test files | imports: files (mean) | recall | time vs full | "
-            "coverage: tests (mean) | recall | time vs full |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "coverage: tests (mean) | recall | time vs full | exactly the failing tests | time vs full, correct code |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for project in PROJECTS:
         print(f"{project.name} {project.version}", flush=True)
         results, undetected = bench_project(project, python, args.faults, rng)
