@@ -139,3 +139,12 @@ def test_a_stdio_server_that_dies_at_start_reports_its_stderr(tmp_path: Path):
     with pytest.raises(McpError) as caught:
         McpHub([config], {"PATH": "/usr/bin:/bin"}).__enter__()
     assert "its stderr: GRAFANA_URL is not set" in str(caught.value)
+
+
+def test_discovery_follows_pagination_to_the_last_page():
+    config = _server(command=sys.executable, args=["-m", "peers.mcp_paged", "--tools", "7", "--page", "3"],
+                     cwd=str(ROOT))
+    with McpHub([config], {"PATH": "/usr/bin:/bin"}) as hub:
+        assert [t.name for t in hub.offered["incidents"]] == [f"query_{i}" for i in range(7)]
+        assert len(hub.tools) == 7  # all annotated read-only
+        assert hub.call(hub.find("incidents", "query_6"), {"q": "x"}, by="agent").text == "query_6 answered"
