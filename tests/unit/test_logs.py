@@ -92,6 +92,12 @@ def test_frames_of_several_runtimes_are_recognised():
     assert repo_file_for(Frame("/opt/lib/other/service.py", 1, "f", ()), TRACKED) is None
 
 
+def test_traces_differing_only_in_numbers_are_one_signature():
+    traces = "".join(PYTHON_TRACE.replace("1048576", str(2 ** i)) for i in range(10, 16))
+    out = condense(traces, 10_000, TRACKED)
+    assert out.traces == 1 and "[x6] Traceback (most recent call last):" in out.text
+
+
 def test_the_budget_is_met_errors_first_then_warnings_then_the_most_frequent():
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
     rare = "\n".join(f"2026-11-25T04:00:00Z INFO {chr(65 + i % 26)}{chr(65 + i // 26 % 26)}x "
@@ -105,8 +111,9 @@ def test_the_budget_is_met_errors_first_then_warnings_then_the_most_frequent():
 
 
 def test_when_errors_alone_overflow_traces_shrink_before_anything_is_cut():
-    traces = "".join(PYTHON_TRACE.replace("cannot allocate", f"cannot allocate #{i}") for i in range(6))
+    pools = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    traces = "".join(PYTHON_TRACE.replace("cannot allocate", f"cannot allocate in pool {pool}") for pool in pools)
     out = condense(traces, 3200, TRACKED)
     assert out.traces == 6 and not out.text.count("[... errors cut")
-    assert out.text.count("MemoryError: cannot allocate #") == 6
+    assert out.text.count("MemoryError: cannot allocate in pool ") == 6
     assert out.chars_after <= 3200
