@@ -179,6 +179,9 @@ class TestsConfig(_Model):
     timeout_seconds: float = Field(default=600, gt=0)
     env: list[str] = Field(default_factory=list)
     when_none_selected: Literal["run_all", "escalate"] = "run_all"
+    # Stop a pytest run once this many tests failed: a wrong fix is known sooner. When every failure seen was
+    # already failing before the fix, the run is repeated whole before anything is decided. 0: never stop.
+    max_failures: int = Field(default=5, ge=0)
     # A map of which tests ran which functions, recorded on the default branch (`remediate coverage-map`);
     # with it, a change inside function bodies runs only the tests that ran those functions.
     coverage_map: str | None = None

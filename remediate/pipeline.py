@@ -251,12 +251,18 @@ class Run:
             if new_tests or not run.ok:
                 with self._span("regression_proof"):
                     before = run_before(self.git, workspace.changes, list(run.selected),
-                                        lambda tree, paths: self._execute_tests(tree, paths, {}))
+                                        lambda tree, paths: self._execute_tests(tree, paths, {}, complete=True))
             self.report.regression = judge(new_tests, before, run)
+            if not run.ok and not run.complete and not blamed_failures(run, self.report.regression):
+                # Stopped early on failures that all predate the fix: the tests not yet run decide.
+                run = self._run_tests(workspace, None, complete=True)
+                self.report.tests = run
+                self.report.regression = judge(new_tests, before, run)
         if not run.ok:
             blamed = blamed_failures(run, self.report.regression)
             if blamed or run.status != "failed":
-                raise Escalate("tests_failed", f"affected tests {run.summary()}")
+                stopped = f" (stopped after {run.stopped_after} failures)" if run.stopped_after else ""
+                raise Escalate("tests_failed", f"affected tests {run.summary()}{stopped}")
             self.report.warnings.append("tests failing before the fix too, not blamed on it: "
                                         + ", ".join(self.report.regression.pre_existing_failures[:10]))
         with self.stage("deliver"):
@@ -328,7 +334,7 @@ class Run:
         return WritePolicy(tuple(protected), g.max_files_modified, g.max_lines_changed, scope, globs,
                            frozenset(self.redact.values))
 
-    def _run_tests(self, workspace: Workspace, paths: list[str] | None) -> TestRun:
+    def _run_tests(self, workspace: Workspace, paths: list[str] | None, complete: bool = False) -> TestRun:
         assert self.config and self.git
         config = self.config.tests
         reason: dict[str, str] = {}
@@ -351,7 +357,7 @@ class Run:
                 reason = {"(whole suite)": "no test imports the change (tests.when_none_selected: run_all)"}
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
-        return self._execute_tests(self.request.repo, paths, reason)
+        return self._execute_tests(self.request.repo, paths, reason, complete)
 
     def _test_setup(self) -> None:
         """The project's test dependencies, installed before any money is spent: if they cannot be, no test
@@ -395,13 +401,13 @@ class Run:
             self._base = (tracked, base)
         return self._base
 
-    def _execute_tests(self, root: Path, paths: list[str], reason: dict[str, str]) -> TestRun:
+    def _execute_tests(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False) -> TestRun:
         assert self.config and self.telemetry
         config = self.config.tests
         env = scrubbed_env(self.request.environ, config.env)
         with self.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
             run = run_tests(root, config.command, paths, env=env, timeout_s=config.timeout_seconds, reason=reason,
-                            junit_glob=config.junit_glob)
+                            junit_glob=config.junit_glob, max_failures=0 if complete else config.max_failures)
             span.set_attribute("remediate.tests.status", run.status)
         return replace(run, output_tail=self.redact(run.output_tail))
 

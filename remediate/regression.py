@@ -68,6 +68,9 @@ def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) ->
     if not any(any(_in_file(n, t) for t in new_tests) for n in before_failed) and before.status != "error":
         return RegressionProof(new_tests, "passes_before", "the new test passes without the fix too, so it does "
                                "not show the fault", pre_existing, before)
+    if after.stopped_after:
+        return RegressionProof(new_tests, "not_run", f"the run with the fix stopped after {after.stopped_after} "
+                               "failures, so the new test may not have run with it", pre_existing, before)
     how = "; ".join(f"{f.name}: {_first_line(f.message)}" for f in new_failed_before[:3]) or before.status
     return RegressionProof(new_tests, "fails_before_passes_after", f"fails before the fix ({how}), passes after",
                            pre_existing, before)

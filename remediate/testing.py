@@ -42,6 +42,11 @@ class TestRun:
     output_tail: str = ""
     exit_code: int | None = None
     selection_reason: Mapping[str, str] = field(default_factory=dict)
+    stopped_after: int | None = None  # pytest stopped at this many failures: later tests did not run
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped_after is None
 
     @property
     def ok(self) -> bool:
@@ -57,11 +62,12 @@ class TestRun:
                 "duration_s": round(self.duration_s, 3),
                 "failures": [{"name": f.name, "message": f.message} for f in self.failures],
                 "output_tail": self.output_tail, "exit_code": self.exit_code,
-                "selection_reason": dict(self.selection_reason)}
+                "selection_reason": dict(self.selection_reason), "stopped_after_failures": self.stopped_after}
 
 
-def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str) -> list[str]:
-    """`{junit}` and `{tests}` placeholders if the template has them; pytest gets its flags appended."""
+def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str, max_failures: int = 0) -> list[str]:
+    """`{junit}` and `{tests}` placeholders if the template has them; pytest gets its flags appended, with
+    `--maxfail` when `max_failures` is set."""
     command: list[str] = []
     has_tests = any("{tests}" in part for part in template)
     for part in template:
@@ -71,16 +77,21 @@ def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str
             command.append(part.replace("{junit}", junit_path))
     if not any("{junit}" in part for part in template) and any("pytest" in part for part in template):
         command += [f"--junitxml={junit_path}", "-p", "no:cacheprovider", "-q"]
+        if max_failures:
+            command.append(f"--maxfail={max_failures}")
     if not has_tests:
         command += list(tests)
     return command
 
 
 def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env: Mapping[str, str],
-              timeout_s: float, reason: Mapping[str, str] | None = None, junit_glob: str | None = None) -> TestRun:
+              timeout_s: float, reason: Mapping[str, str] | None = None, junit_glob: str | None = None,
+              max_failures: int = 0) -> TestRun:
+    """`max_failures` stops pytest once that many tests failed, when the outcome is decided anyway."""
     with tempfile.TemporaryDirectory(prefix="remediate-junit-") as tmp:
         junit = os.path.join(tmp, "junit.xml")
-        command = build_command(template, tests, junit)
+        command = build_command(template, tests, junit, max_failures)
+        capped = any(part.startswith("--maxfail=") for part in command)
         stale = set(repo.glob(junit_glob)) if junit_glob else set()
         for old in stale:
             old.unlink()  # reports from an earlier run must not pass for this one
@@ -95,7 +106,10 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
             return _with(run, status="timed_out")
         reports = [junit] if os.path.exists(junit) else sorted(map(str, repo.glob(junit_glob))) if junit_glob else []
         if reports:
-            return _from_junit(run, reports)
+            result = _from_junit(run, reports)
+            if capped and result.failed + result.errors >= max_failures:
+                result = _with(result, stopped_after=max_failures)
+            return result
         if done.exit_code == 5:
             return _with(run, status="no_tests")
         return _with(run, status="passed" if done.exit_code == 0 else "error")

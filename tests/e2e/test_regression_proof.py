@@ -52,6 +52,27 @@ def test_a_fix_that_breaks_another_test_is_still_blamed(remediate):
     assert out.run.report["tests"]["regression_proof"]["pre_existing_failures"] == []
 
 
+def test_a_run_stopped_at_the_first_failure_escalates_a_wrong_fix_at_once(remediate):
+    out = remediate(scenarios.wrong_fix(), config_extra="tests:\n  max_failures: 1\n")
+    run = out.run
+    assert run.exit_code == 2 and run.report["reason"] == "tests_failed"
+    tests = run.report["tests"]
+    assert tests["stopped_after_failures"] == 1 and tests["failed"] + tests["errors"] == 1
+    assert "--maxfail=1" in tests["command"]
+    assert "(stopped after 1 failures)" in run.report["detail"]
+
+
+def test_failures_that_all_predate_the_fix_make_the_stopped_run_complete_itself(remediate):
+    out = remediate(scenarios.good_fix(), config_extra="tests:\n  max_failures: 1\n",
+                    extra_files={"tests/test_billing_link.py": ALREADY_BROKEN})
+    run = out.run
+    # The first failure seen was the pre-existing one; the rest of the tests had to run before deciding.
+    assert run.exit_code == 0 and run.outputs["reason"] == "tests_pass_except_pre_existing_failures"
+    tests = run.report["tests"]
+    assert tests["stopped_after_failures"] is None and "--maxfail=1" not in tests["command"]
+    assert tests["passed"] >= 3 and tests["regression_proof"]["verdict"] == "fails_before_passes_after"
+
+
 def test_mode_all_runs_the_whole_suite(remediate):
     out = remediate(scenarios.good_fix(), config_extra="tests:\n  mode: all\n")
     tests = out.run.report["tests"]

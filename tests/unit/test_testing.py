@@ -106,3 +106,21 @@ def test_report_folders_of_other_runners_are_read(tmp_path):
     assert (run.status, run.passed, run.failed) == ("failed", 2, 1)
     assert [f.name for f in run.failures] == ["com.acme.UserServiceTest::boundsAuditLog"]
     assert "expected: 1000 but was: 5000" in run.failures[0].message
+
+
+def test_pytest_gets_maxfail_only_when_asked():
+    assert "--maxfail=5" in build_command(["python", "-m", "pytest"], ["tests/a.py"], "/j.xml", 5)
+    assert not any(p.startswith("--maxfail") for p in build_command(["python", "-m", "pytest"], [], "/j.xml", 0))
+    # A custom command is the user's: nothing is added to it.
+    assert build_command(["npx", "jest", "{tests}"], ["a.test.js"], "/j.xml", 5) == ["npx", "jest", "a.test.js"]
+
+
+def test_a_run_stopped_at_max_failures_says_so(tmp_path):
+    failing = "".join(f"def test_{i}():\n    assert False\n\n\n" for i in range(6))
+    repo = _project(tmp_path, test_many=failing)
+    capped = run_tests(repo, [sys.executable, "-m", "pytest"], ["test_many.py"], env=_env(), timeout_s=60,
+                       max_failures=2)
+    assert capped.status == "failed" and capped.failed == 2 and capped.stopped_after == 2
+    assert not capped.complete and capped.to_dict()["stopped_after_failures"] == 2
+    whole = run_tests(repo, [sys.executable, "-m", "pytest"], ["test_many.py"], env=_env(), timeout_s=60)
+    assert whole.failed == 6 and whole.complete and whole.stopped_after is None
