@@ -100,7 +100,8 @@ def run_before(git: Git, changes: ChangeSet, selected: list[str],
             target = tree / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(changes.changes[path].after or "", encoding="utf-8")
-        present = [p for p in selected if (tree / p).exists()]
+        # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
+        present = [p for p in selected if (tree / p.split("::", 1)[0]).exists()]
         if selected and not present:
             return None
         return run(tree, present)  # no selection: the whole suite, as after the fix

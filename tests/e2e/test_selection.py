@@ -52,3 +52,29 @@ def test_a_fix_beyond_function_bodies_falls_back_to_the_import_graph(remediate, 
     tests = out.run.report["tests"]
     assert out.run.exit_code == 0, out.run.stdout
     assert tests["selected"] == ["tests/test_audit_log_bounded.py", "tests/test_service.py"]
+
+
+ALREADY_BROKEN = '''from app.users.service import UserService
+from app.users.store import UserStore
+
+
+def test_recent_updates_of_a_fresh_service_lists_the_seed_user():
+    assert UserService(UserStore()).recent_updates() == [{"user_id": "seed"}]  # broken before any fix
+'''
+
+
+def test_single_tests_that_failed_before_the_fix_too_are_not_blamed_on_it(remediate, mcp, tmp_path):
+    config = scenarios.config_yaml(mcp.url, extra="tests:\n  coverage_map: .remediate/coverage-map.json\n")
+    repo = make_sample_repo(tmp_path / "repo", config, extra_files={"tests/test_seed.py": ALREADY_BROKEN})
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=app",
+                    "--cov-context=test", "tests"], cwd=repo.workspace, capture_output=True)  # one test fails
+    assert run_action(tmp_path / "record", repo.workspace, "push", {}, {"command": "coverage-map"}, {}).exit_code == 0
+    out = remediate(BODY_ONLY_FIX, repo=repo)
+    run = out.run
+    # The baseline ran the same single tests on the code before the fix, so the old failure is known as old.
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.outputs["reason"] == "tests_pass_except_pre_existing_failures"
+    assert "tests/test_seed.py::test_recent_updates_of_a_fresh_service_lists_the_seed_user" in \
+        run.report["tests"]["selected"]
+    assert run.report["tests"]["regression_proof"]["pre_existing_failures"] == [
+        "tests.test_seed::test_recent_updates_of_a_fresh_service_lists_the_seed_user"]
