@@ -309,7 +309,7 @@ def dropped_session(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(s in text for s in ("session terminated", "session not found", "connection closed",
-                                   "connection reset", "disconnected", "connect"))
+                                   "connection reset", "disconnected", "all connection attempts failed"))
 
 
 def _failure(server: MCPServerConfig, exc: BaseException, connection: _Connection | None, what: str) -> str:

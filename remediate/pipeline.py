@@ -354,7 +354,7 @@ class Run:
                 return TestRun(tuple(config.command), (), "no_tests",
                                output_tail="no test exercises the change (tests.when_none_selected: escalate)")
             if not paths:
-                reason = {"(whole suite)": "no test imports the change (tests.when_none_selected: run_all)"}
+                reason = {"(whole suite)": "no test exercises the change (tests.when_none_selected: run_all)"}
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
         return self._execute_tests(self.request.repo, paths, reason, complete)

@@ -88,3 +88,16 @@ def test_a_non_object_or_missing_schema_still_gives_an_object():
     assert wrapped["properties"]["input"] == {"type": "string", "enum": ["a", "b"]}
     assert function_parameters({"type": "object"}) == {"type": "object", "properties": {}}
     assert len(function_description("dd", "x" * 5000)) == 1024
+
+
+def test_only_a_lost_transport_counts_as_a_dropped_session():
+    import anyio
+
+    from remediate.mcp_client import dropped_session
+
+    assert dropped_session(anyio.ClosedResourceError())
+    assert dropped_session(ExceptionGroup("g", [ConnectionResetError("peer reset")]))
+    assert dropped_session(RuntimeError("Session terminated"))
+    # A tool's own failure mentioning connections is the server's answer: retrying it on a new session is waste.
+    assert not dropped_session(RuntimeError("cannot connect to Loki at http://loki:3100"))
+    assert not dropped_session(TimeoutError())
