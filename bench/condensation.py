@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from remediate.context import CHARS_PER_TOKEN
-from remediate.logs import condense
+from remediate.context.logs import condense
+from remediate.context.pack import CHARS_PER_TOKEN
 from remediate.secrets import Redactor
 
 SERVICES = ["user-service", "billing", "gateway", "search", "notifier", "auth"]

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from remediate.config import TestsConfig  # noqa: E402
-from remediate.coverage_map import CoverageMap, build_map  # noqa: E402
-from remediate.selection import select_affected_tests, select_with_coverage  # noqa: E402
-from remediate.testing import TestRun, run_tests  # noqa: E402
+from remediate.verify.coverage_map import CoverageMap, build_map  # noqa: E402
+from remediate.verify.execute import TestRun, run_tests  # noqa: E402
+from remediate.verify.selection import select_affected_tests, select_with_coverage  # noqa: E402
 
 # Outside the repository: pytest looks upward for its configuration, and must find the project's, not ours.
 CACHE = Path.home() / ".cache" / "remediate-bench"

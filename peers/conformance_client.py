@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from remediate.config import MCPServerConfig
-from remediate.mcp_client import McpError, McpHub
+from remediate.mcp.client import McpError, McpHub
 
 
 def _argument(schema: dict[str, Any]) -> Any:

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 def write_coverage_map(data: Path, repo: Path, out: Path) -> int:
     import subprocess
 
-    from remediate.coverage_map import build_map
+    from remediate.verify.coverage_map import build_map
 
     if not data.is_file():
         print(f"error: --data: {data} not found (run pytest --cov=<package> --cov-context=test first)",

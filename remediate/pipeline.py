@@ -16,24 +16,24 @@ from typing import Any
 
 from opentelemetry import trace
 
-from remediate import incident as incident_mod
 from remediate.actions import Runner, report_location
-from remediate.agent import Agent
-from remediate.budget import BudgetMeter, price_for
+from remediate.agent.budget import BudgetMeter, price_for
+from remediate.agent.llm import LLMError, OpenAIChat
+from remediate.agent.loop import Agent
+from remediate.agent.tools import Toolbox
 from remediate.config import Config, EscalationConfig, TelemetryConfig, load_config
-from remediate.context import build_context, scope_note
-from remediate.coverage_map import CoverageMap
-from remediate.delivery import DeliveryError, commit_change, open_or_update_pr, push
+from remediate.context.pack import build_context, scope_note
+from remediate.deliver.delivery import DeliveryError, commit_change, open_or_update_pr, push
+from remediate.deliver.escalation import EscalationContext, escalate_to_issue, http_channels
+from remediate.deliver.github import GitHubError, connect_repo
 from remediate.errors import UserError
-from remediate.escalation import EscalationContext, escalate_to_issue, http_channels
-from remediate.gh import GitHubError, connect_repo
 from remediate.gitops import Git, GitError
-from remediate.guardrails import PathRefused, WritePolicy
-from remediate.incident import Incident
-from remediate.llm import LLMError, OpenAIChat
-from remediate.mcp_client import McpError, McpHub
+from remediate.guard.guardrails import PathRefused, WritePolicy
+from remediate.guard.workspace import Workspace
+from remediate.incident import payload as incident_mod
+from remediate.incident.payload import Incident
+from remediate.mcp.client import McpError, McpHub
 from remediate.processes import run_bounded
-from remediate.regression import blamed_failures, changed_tests, judge, run_before
 from remediate.report import (
     Escalation,
     Report,
@@ -43,11 +43,11 @@ from remediate.report import (
     render_summary,
 )
 from remediate.secrets import Redactor, looks_secret, scrubbed_env
-from remediate.selection import select_with_coverage
 from remediate.telemetry import Telemetry, parent_context, set_error, setup, trace_id_of
-from remediate.testing import TestRun, run_tests
-from remediate.tools import Toolbox
-from remediate.workspace import Workspace
+from remediate.verify.coverage_map import CoverageMap
+from remediate.verify.execute import TestRun, run_tests
+from remediate.verify.regression import blamed_failures, changed_tests, judge, run_before
+from remediate.verify.selection import select_with_coverage
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from remediate import __version__
-from remediate.changes import ChangeSet
-from remediate.incident import Incident
-from remediate.mcp_client import McpCallRecord
-from remediate.regression import RegressionProof
-from remediate.testing import TestRun
-from remediate.tools import GuardrailEvent
+from remediate.agent.tools import GuardrailEvent
+from remediate.guard.changes import ChangeSet
+from remediate.incident.payload import Incident
+from remediate.mcp.client import McpCallRecord
+from remediate.verify.execute import TestRun
+from remediate.verify.regression import RegressionProof
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"

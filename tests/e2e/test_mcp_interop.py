@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from peers.harness import free_port
+from remediate.agent.tools import mcp_function_schemas
 from remediate.config import MCPServerConfig
-from remediate.mcp_client import McpHub
-from remediate.tools import mcp_function_schemas
+from remediate.mcp.client import McpHub
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERYTHING = ROOT / "tests" / "npm" / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / \

@@ -13,7 +13,7 @@ import pytest
 from peers import scenarios
 from peers.harness import ROOT, free_port, mcp_files, start_mcp
 from remediate.config import MCPServerConfig
-from remediate.mcp_client import McpError, McpHub
+from remediate.mcp.client import McpError, McpHub
 
 INCIDENT = {"incident_id": scenarios.INCIDENT_ID, "summary": "memory leak"}
 TOKEN = "mcp-bridge-token-123456"

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from peers import events
-from remediate.adapters import detect
 from remediate.errors import UserError
-from remediate.incident import from_event
+from remediate.incident.adapters import detect
+from remediate.incident.payload import from_event
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from remediate.agent import Agent
-from remediate.budget import BudgetMeter, Price
+from remediate.agent.budget import BudgetMeter, Price
+from remediate.agent.llm import Completion, LLMError, ToolCall
+from remediate.agent.loop import Agent
+from remediate.agent.tools import Toolbox
 from remediate.config import TelemetryConfig
 from remediate.gitops import Git
-from remediate.guardrails import WritePolicy
-from remediate.llm import Completion, LLMError, ToolCall
+from remediate.guard.guardrails import WritePolicy
+from remediate.guard.workspace import Workspace
 from remediate.secrets import Redactor
 from remediate.telemetry import setup
-from remediate.testing import TestRun
-from remediate.tools import Toolbox
-from remediate.workspace import Workspace
+from remediate.verify.execute import TestRun
 
 
 class Scripted:

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remediate.budget import BudgetExhausted, BudgetMeter, Price, price_for
+from remediate.agent.budget import BudgetExhausted, BudgetMeter, Price, price_for
 from remediate.errors import UserError
 
 

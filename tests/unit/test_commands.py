@@ -2,7 +2,7 @@
 
 import pytest
 
-from remediate.commands import analyse, unwrap, verdict
+from remediate.guard.commands import analyse, unwrap, verdict
 
 ALLOWED = ["pytest", "python -m pytest", "ruff check", "git status", "git diff", "cat", "kubectl get", "kubectl"]
 BLOCKED = ["kubectl apply", "kubectl delete", "docker push", "npm publish", "terraform apply", "git push"]

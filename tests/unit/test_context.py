@@ -1,5 +1,5 @@
-from remediate.context import build_context, locate_function
-from remediate.incident import Incident, Suspect
+from remediate.context.pack import build_context, locate_function
+from remediate.incident.payload import Incident, Suspect
 
 SOURCE = '''import x
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from remediate.coverage_map import CoverageMap, build_map, changed_units, digest, node_id, units
-from remediate.selection import select_with_coverage
+from remediate.verify.coverage_map import CoverageMap, build_map, changed_units, digest, node_id, units
+from remediate.verify.selection import select_with_coverage
 
 BEFORE = '''import math
 

@@ -1,7 +1,7 @@
 import pytest
 
-from remediate.changes import ChangeSet
-from remediate.guardrails import PathRefused, WritePolicy, check_change_set, check_path, normalise_repo_path
+from remediate.guard.changes import ChangeSet
+from remediate.guard.guardrails import PathRefused, WritePolicy, check_change_set, check_path, normalise_repo_path
 
 PROTECTED = ("*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock")
 POLICY = WritePolicy(PROTECTED, max_files_modified=3, max_lines_changed=10,

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remediate.errors import UserError
-from remediate.incident import from_event, from_payload, sanitise_ref_component, valid_traceparent
+from remediate.incident.payload import from_event, from_payload, sanitise_ref_component, valid_traceparent
 
 CANONICAL = {
     "incident_id": "INC-1234",

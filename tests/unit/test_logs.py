@@ -1,6 +1,6 @@
 """Log condensation: templates with counts and times, every distinct error and trace, frames mapped."""
 
-from remediate.logs import Frame, condense, parse_frame, repo_file_for
+from remediate.context.logs import Frame, condense, parse_frame, repo_file_for
 
 TRACKED = ["app/users/service.py", "app/users/worker.py", "src/main/java/com/acme/users/UserService.java",
            "web/src/handlers/users.js", "cmd/server/main.go", "tests/test_service.py", "service.py"]

@@ -3,8 +3,8 @@ import json
 from mcp.types import CallToolResult, EmbeddedResource, ImageContent, ResourceLink, TextContent, TextResourceContents
 
 from remediate.config import MCPServerConfig
-from remediate.mcp_client import McpTool, allowed_tools, result_text
-from remediate.mcp_content import function_description, function_parameters
+from remediate.mcp.client import McpTool, allowed_tools, result_text
+from remediate.mcp.content import function_description, function_parameters
 
 TOOLS = [McpTool("dd", "get_incident_logs", "", {}, read_only=True),
          McpTool("dd", "query_metrics", "", {}, read_only=True),
@@ -93,7 +93,7 @@ def test_a_non_object_or_missing_schema_still_gives_an_object():
 def test_only_a_lost_transport_counts_as_a_dropped_session():
     import anyio
 
-    from remediate.mcp_client import dropped_session
+    from remediate.mcp.client import dropped_session
 
     assert dropped_session(anyio.ClosedResourceError())
     assert dropped_session(ExceptionGroup("g", [ConnectionResetError("peer reset")]))

@@ -1,5 +1,5 @@
-from remediate.regression import blamed_failures, judge
-from remediate.testing import TestFailure, TestRun
+from remediate.verify.execute import TestFailure, TestRun
+from remediate.verify.regression import blamed_failures, judge
 
 NEW = ("tests/test_leak.py",)
 

@@ -1,4 +1,4 @@
-from remediate.selection import imported_modules, module_names, select_affected_tests
+from remediate.verify.selection import imported_modules, module_names, select_affected_tests
 
 SOURCES = {
     "app/__init__.py": "",

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from remediate.testing import build_command, run_tests
+from remediate.verify.execute import build_command, run_tests
 
 PYTEST = [sys.executable, "-m", "pytest"]
 

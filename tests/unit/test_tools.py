@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from remediate.agent.tools import Finished, GaveUp, RefusalLimit, Toolbox
 from remediate.gitops import Git
-from remediate.guardrails import WritePolicy
+from remediate.guard.guardrails import WritePolicy
+from remediate.guard.workspace import Workspace
 from remediate.secrets import Redactor
-from remediate.testing import TestRun
-from remediate.tools import Finished, GaveUp, RefusalLimit, Toolbox
-from remediate.workspace import Workspace
+from remediate.verify.execute import TestRun
 
 
 @pytest.fixture

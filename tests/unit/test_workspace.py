@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from remediate.guardrails import PathRefused, WritePolicy
-from remediate.workspace import PatchError, Workspace
+from remediate.guard.guardrails import PathRefused, WritePolicy
+from remediate.guard.workspace import PatchError, Workspace
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from remediate.changes import ChangeSet
 from remediate.config import DeliveryConfig
-from remediate.gh import GitHubError, add_labels, ensure_labels, explain
+from remediate.deliver.github import GitHubError, add_labels, ensure_labels, explain
 from remediate.gitops import Git
-from remediate.incident import Incident
+from remediate.guard.changes import ChangeSet
+from remediate.incident.payload import Incident
 from remediate.report import PullRequest
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from remediate.config import MCPServerConfig
-from remediate.mcp_content import McpResult, result_text
+from remediate.mcp.content import McpResult, result_text
 
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -98,7 +98,7 @@ class _Connection:
         from mcp.types import Implementation
 
         from remediate import __version__
-        from remediate.mcp_transport import open_transport
+        from remediate.mcp.transport import open_transport
 
         request: str | None = "open"
         while request == "open":

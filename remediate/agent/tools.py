@@ -14,16 +14,16 @@ from typing import Any
 
 import pathspec
 
-from remediate.commands import analyse
-from remediate.commands import verdict as command_verdict
 from remediate.gitops import Git
-from remediate.guardrails import PathRefused, Verdict
-from remediate.mcp_client import McpError, McpHub
-from remediate.mcp_content import function_description, function_parameters
+from remediate.guard.commands import analyse
+from remediate.guard.commands import verdict as command_verdict
+from remediate.guard.guardrails import PathRefused, Verdict
+from remediate.guard.workspace import PatchError, Workspace
+from remediate.mcp.client import McpError, McpHub
+from remediate.mcp.content import function_description, function_parameters
 from remediate.processes import run_bounded
 from remediate.secrets import Redactor
-from remediate.testing import TestRun
-from remediate.workspace import PatchError, Workspace
+from remediate.verify.execute import TestRun
 
 MAX_READ_LINES = 400
 COMMAND_TIMEOUT_S = 300

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from remediate.adapters import detect, normalise
 from remediate.errors import UserError
+from remediate.incident.adapters import detect, normalise
 
 MAX_PAYLOAD_KEYS = 10
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

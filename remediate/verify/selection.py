@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pathspec
 
-from remediate.coverage_map import CoverageMap
+from remediate.verify.coverage_map import CoverageMap
 
 TEST_FILE = pathspec.GitIgnoreSpec.from_lines(["test_*.py", "*_test.py"])
 

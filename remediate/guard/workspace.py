@@ -10,8 +10,8 @@ from pathlib import Path
 from unidiff import PatchSet
 from unidiff.errors import UnidiffParseError
 
-from remediate.changes import ChangeSet
-from remediate.guardrails import (
+from remediate.guard.changes import ChangeSet
+from remediate.guard.guardrails import (
     PathRefused,
     Verdict,
     WritePolicy,

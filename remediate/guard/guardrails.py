@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pathspec
 
-from remediate.changes import ChangeSet
+from remediate.guard.changes import ChangeSet
 from remediate.secrets import contains_secret
 
 # Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a

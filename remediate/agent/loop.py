@@ -9,10 +9,10 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from remediate.budget import BudgetExhausted, BudgetMeter
-from remediate.llm import ChatModel, Completion, LLMError
+from remediate.agent.budget import BudgetExhausted, BudgetMeter
+from remediate.agent.llm import ChatModel, Completion, LLMError
+from remediate.agent.tools import Finished, GaveUp, RefusalLimit, Toolbox
 from remediate.telemetry import Telemetry
-from remediate.tools import Finished, GaveUp, RefusalLimit, Toolbox
 
 SYSTEM_PROMPT = """You are remediate, an on-call engineer's assistant that writes the minimal code fix for a \
 production incident that has already been diagnosed.

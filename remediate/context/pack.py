@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remediate.incident import Incident
-from remediate.logs import condense
+from remediate.context.logs import condense
+from remediate.incident.payload import Incident
 
 MAX_FILE_LINES = 300
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from remediate.config import EscalationConfig
-from remediate.gh import GitHubError, ensure_labels, explain
-from remediate.incident import Incident
+from remediate.deliver.github import GitHubError, ensure_labels, explain
+from remediate.incident.payload import Incident
 from remediate.report import Report
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remediate.changes import ChangeSet
 from remediate.gitops import Git
-from remediate.selection import is_test_file
-from remediate.testing import TestRun
+from remediate.guard.changes import ChangeSet
+from remediate.verify.execute import TestRun
+from remediate.verify.selection import is_test_file
 
 
 @dataclass(frozen=True)

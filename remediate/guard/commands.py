@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import bashlex
 
-from remediate.guardrails import Verdict
+from remediate.guard.guardrails import Verdict
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})
 UNANALYSABLE = frozenset({"eval", "source", ".", "exec", "trap", "alias", "function", "coproc", "fc", "builtin"})
