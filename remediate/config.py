@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from remediate.errors import UserError
+from remediate.secrets import looks_secret
 
 CONFIG_FILES = (".remediate.yaml", ".remediate.yml", ".architect.yaml", ".architect.yml")
 
@@ -259,6 +260,24 @@ class Config(_Model):
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     source: str | None = None
 
+    def secret_sources(self) -> tuple[list[str], list[str]]:
+        """The variables whose values are credentials (LLM key, MCP auth, escalation channels, variables a
+        header uses or whose names say so), and the literal header values: all redacted and masked."""
+        names = [self.llm.api_key_env]
+        values: list[str] = []
+        for server in self.mcp.servers:
+            if server.auth:
+                names += [server.auth.token_env, server.auth.client_secret_env, server.auth.private_key_env]
+            # A header value is a credential more often than not; an env value when its name says so.
+            names += [ref for ref, key in server.referenced_variables().items()
+                      if key in server.headers or looks_secret(ref) or looks_secret(key)]
+            values += list(server.headers.values())
+        escalation = self.escalation
+        names += [escalation.pagerduty.routing_key_env if escalation.pagerduty else None,
+                  escalation.webhook.url_env if escalation.webhook else None,
+                  escalation.slack.webhook_url_env if escalation.slack else None]
+        return [n for n in names if n], values
+
 
 def find_config_file(repo: Path, explicit: str | None) -> Path | None:
     if explicit:
@@ -345,7 +364,7 @@ def _user_error(exc: ValidationError, lines: dict[tuple[Any, ...], int], label: 
     kind = err["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
-        hint = "see the configuration reference in README.md"
+        hint = "see the configuration reference in docs/configuration.md"
     elif kind == "missing":
         message, hint = "is required", None
     else:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from remediate.outcome import Failure, Reason
 
-class UserError(Exception):
+
+class UserError(Failure):
     """Bad input or configuration a person can fix; printed once as a single line."""
+
+    reason_code = Reason.BAD_INPUT
 
     def __init__(self, message: str, *, field: str | None = None, source: str | None = None,
                  line: int | None = None, hint: str | None = None) -> None:

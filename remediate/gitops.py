@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from remediate.outcome import Failure, Reason
 
-class GitError(Exception):
-    pass
+
+class GitError(Failure):
+    reason_code = Reason.GIT_FAILED
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class Git:
     def head_file(self, path: str) -> str | None:
         done = self.run("show", f"HEAD:{path}", check=False)
         return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
+
+    def current_branch(self) -> str | None:
+        """The branch checked out, or None on a detached HEAD."""
+        done = self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        return done.stdout.decode().strip() or None
 
     def head(self) -> str:
         return self.out("rev-parse", "HEAD")

@@ -11,40 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from remediate import __version__
-from remediate.agent.tools import GuardrailEvent
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
-from remediate.mcp.client import McpCallRecord
-from remediate.verify.execute import TestRun
-from remediate.verify.regression import RegressionProof
+from remediate.outcome import Outcome, Reason
+from remediate.records import Escalation, GuardrailEvent, McpCallRecord, PullRequest, RegressionProof, TestRun
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
-EXIT_CODES = {"fixed": 0, "escalated": 2, "error": 1}
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    number: int
-    url: str
-    branch: str
-    created: bool
-
-
-@dataclass(frozen=True)
-class Escalation:
-    channels: tuple[str, ...]
-    issue_url: str | None
-    issue_number: int | None
-    failed_channels: tuple[str, ...] = ()
-    attempt_branch: str | None = None
 
 
 @dataclass
 class Report:
     incident: Incident | None = None
-    outcome: str = "error"
-    reason: str = "not_started"
+    outcome: Outcome = Outcome.ERROR
+    reason: Reason = Reason.NOT_STARTED
     detail: str = ""
     trace_id: str = ""
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -74,7 +54,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.outcome]
+        return Outcome(self.outcome).exit_code
 
     def to_dict(self) -> dict[str, Any]:
         totals = {k: sum(c.get(k, 0) for c in self.llm_calls)
@@ -83,8 +63,8 @@ class Report:
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "remediate", "version": __version__},
             "incident": self.incident.to_dict() if self.incident else None,
-            "outcome": self.outcome,
-            "reason": self.reason,
+            "outcome": str(self.outcome),
+            "reason": str(self.reason),
             "detail": self.detail,
             "trace_id": self.trace_id,
             "trace_url": self.trace_url,

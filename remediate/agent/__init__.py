@@ -1,1 +1,1 @@
-"""agent"""
+"""The agent loop, its model, its budget and its tools."""

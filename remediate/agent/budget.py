@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from remediate.errors import UserError
+from remediate.outcome import Reason, Stop
 
 PRICES_AS_OF = "2026-11-01"
 
@@ -76,8 +77,11 @@ class CallCost:
     reserved_usd: float
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(Stop):
     """No useful call fits in what is left of the budget."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.BUDGET_EXHAUSTED, detail)
 
 
 @dataclass

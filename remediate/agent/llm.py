@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from remediate.config import LLMConfig
+from remediate.outcome import Failure, Reason
 
 
-class LLMError(Exception):
+class LLMError(Failure):
     """One failed attempt; the agent decides whether to retry and what it cost."""
+
+    reason_code = Reason.LLM_UNAVAILABLE
 
     def __init__(self, message: str, *, retryable: bool, maybe_billed: bool) -> None:
         super().__init__(message)

@@ -9,9 +9,10 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from remediate.agent.budget import BudgetExhausted, BudgetMeter
+from remediate.agent.budget import BudgetMeter
 from remediate.agent.llm import ChatModel, Completion, LLMError
-from remediate.agent.tools import Finished, GaveUp, RefusalLimit, Toolbox
+from remediate.agent.tools import Finished, Toolbox
+from remediate.outcome import Outcome, Reason, Stop
 from remediate.telemetry import Telemetry
 
 SYSTEM_PROMPT = """You are remediate, an on-call engineer's assistant that writes the minimal code fix for a \
@@ -31,19 +32,16 @@ workflows, protected files or the environment; such requests are refused by the 
 NUDGE = "Use the tools: change the code, run_tests, then finish, or escalate if you cannot fix it."
 
 
-class LimitReached(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+class LimitReached(Stop):
+    """The LLM-call cap or the wall-time limit."""
 
 
 @dataclass
 class AgentResult:
-    """How the loop ended: finished (summary) or not (reason code and detail)."""
+    """How the loop ended: finished (detail is the summary) or stopped (reason and detail)."""
 
     finished: bool
-    reason: str
+    reason: Reason | None
     detail: str
     calls: list[dict[str, Any]] = field(default_factory=list)
 
@@ -69,15 +67,11 @@ class Agent:
             while True:
                 self.step(deadline)
         except Finished as done:
-            return AgentResult(True, "finished", done.summary, self.per_call)
-        except GaveUp as gave_up:
-            return AgentResult(False, "model_gave_up", gave_up.reason, self.per_call)
-        except RefusalLimit as limit:
-            return AgentResult(False, "guardrail_refusals", str(limit), self.per_call)
-        except BudgetExhausted as exhausted:
-            return AgentResult(False, "budget_exhausted", str(exhausted), self.per_call)
-        except LimitReached as limit:
-            return AgentResult(False, limit.reason, limit.detail, self.per_call)
+            return AgentResult(True, None, done.summary, self.per_call)
+        except Stop as stop:
+            if stop.outcome is Outcome.ERROR:
+                raise  # a service failed: the run's outcome, not the loop's
+            return AgentResult(False, stop.reason, stop.detail, self.per_call)
 
     def step(self, deadline: float) -> None:
         completion = self.query(deadline)
@@ -96,9 +90,9 @@ class Agent:
         tools = self.toolbox.schemas()
         for attempt in range(self.retries + 1):
             if len(self.per_call) >= self.max_calls:
-                raise LimitReached("max_llm_calls", f"the LLM-call cap of {self.max_calls} was reached")
+                raise LimitReached(Reason.MAX_LLM_CALLS, f"the LLM-call cap of {self.max_calls} was reached")
             if time.monotonic() > deadline:
-                raise LimitReached("wall_time", f"the wall-time limit of {self.max_seconds:.0f}s was reached")
+                raise LimitReached(Reason.WALL_TIME, f"the wall-time limit of {self.max_seconds:.0f}s was reached")
             request_bytes = len(json.dumps({"messages": self.messages, "tools": tools}).encode())
             max_tokens, reserved = self.meter.reserve(request_bytes, self.max_tokens)
             try:

@@ -1,4 +1,4 @@
-"""The agent's tool API (DESIGN.md): schemas for the model and one dispatcher that runs them.
+"""The agent's tool API (docs/tools.md): schemas for the model and one dispatcher that runs them.
 
 Every tool returns an observation string; refusals and mistakes are observations too. Only
 `finish`, `escalate` and the refusal limit end the loop, by raising.
@@ -21,9 +21,10 @@ from remediate.guard.guardrails import PathRefused, Verdict
 from remediate.guard.workspace import PatchError, Workspace
 from remediate.mcp.client import McpError, McpHub
 from remediate.mcp.content import function_description, function_parameters
+from remediate.outcome import Reason, Stop
 from remediate.processes import run_bounded
+from remediate.records import GuardrailEvent, TestRun
 from remediate.secrets import Redactor
-from remediate.verify.execute import TestRun
 
 MAX_READ_LINES = 400
 COMMAND_TIMEOUT_S = 300
@@ -36,30 +37,25 @@ SECRET_FILES = pathspec.GitIgnoreSpec.from_lines(
 
 
 class Finished(Exception):
+    """The model called `finish`: the loop's one successful end (not a Stop)."""
+
     def __init__(self, summary: str) -> None:
         super().__init__(summary)
         self.summary = summary
 
 
-class GaveUp(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class GaveUp(Stop):
+    """The model called `escalate`."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(Reason.MODEL_GAVE_UP, why)
 
 
-class RefusalLimit(Exception):
+class RefusalLimit(Stop):
     """Too many refused calls: a model that keeps pushing at the guardrails is not fixing the bug."""
 
-
-@dataclass(frozen=True)
-class GuardrailEvent:
-    tool: str
-    target: str
-    rule: str
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"tool": self.tool, "target": self.target, "rule": self.rule, "detail": self.detail}
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.GUARDRAIL_REFUSALS, detail)
 
 
 def _fn(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

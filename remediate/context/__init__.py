@@ -1,1 +1,1 @@
-"""context"""
+"""The first prompt: MCP prefetch, condensed logs, suspect code and the culprit commit."""

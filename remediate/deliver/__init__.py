@@ -1,1 +1,1 @@
-"""deliver"""
+"""Delivery (branch, push, pull request) and escalation to humans."""

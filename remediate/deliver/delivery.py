@@ -5,23 +5,38 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import NoReturn
 
 from remediate.config import DeliveryConfig
-from remediate.deliver.github import GitHubError, add_labels, ensure_labels, explain
+from remediate.deliver.github import GitHub, GitHubError
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
-from remediate.report import PullRequest
+from remediate.outcome import Reason, Stop
+from remediate.records import PullRequest
+
+ATTEMPT_PREFIX = "hotfix-attempt/"
 
 
-class DeliveryError(Exception):
+class DeliveryError(Stop):
     """The change could not be pushed; the branch is left as it is for humans."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+
+def hotfix_branch(config: DeliveryConfig, incident: Incident) -> str:
+    return f"{config.branch_prefix}{incident.branch_slug}"
+
+
+def attempt_branch(incident: Incident) -> str:
+    """Where an escalated attempt is pushed, without a PR, for on-call to start from."""
+    return f"{ATTEMPT_PREFIX}{incident.branch_slug}"
+
+
+def base_branch(git: Git, config: DeliveryConfig, github: GitHub) -> str:
+    """delivery.base_branch, else the branch checked out (unless it is an earlier hotfix), else the default."""
+    current = git.current_branch()
+    if current and current.startswith(config.branch_prefix):
+        current = None  # a checkout of an earlier hotfix is no base for the next one
+    return config.base_branch or current or github.default_branch
 
 
 # What git says when another push updated the ref between our look and our push.
@@ -42,10 +57,9 @@ def pr_title(incident: Incident) -> str:
 
 def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, base_branch: str,
                   trace_id: str, summary: str | None, branch: str | None = None) -> Commit:
-    branch = branch or f"{config.branch_prefix}{incident.branch_slug}"
+    branch = branch or hotfix_branch(config, incident)
     git.run("check-ref-format", "--branch", branch)
-    original = git.out("symbolic-ref", "--short", "-q", "HEAD") if git.run(
-        "symbolic-ref", "-q", "HEAD", check=False).returncode == 0 else git.head()
+    original = git.current_branch() or git.head()
     git.run("checkout", "-q", "-B", branch)
     try:
         return _commit(git, changes, incident, config, branch, base_branch, trace_id, summary)
@@ -63,7 +77,7 @@ def _commit(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryCo
     staged = set(git.out("diff", "--cached", "--name-only", "-z").split("\0")) - {""}
     if staged != set(paths):
         missing = sorted(set(paths) - staged)
-        raise DeliveryError("not_committable", f"the vetted change could not be committed as vetted: {missing} "
+        raise DeliveryError(Reason.NOT_COMMITTABLE, f"the vetted change could not be committed as vetted: {missing} "
                             f"{'are' if len(missing) > 1 else 'is'} ignored by .gitignore or could not be "
                             f"staged (staged: {sorted(staged)})")
     message = (f"{pr_title(incident)}\n\n{(summary or '').strip()[:2000]}\n\n"
@@ -82,7 +96,7 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
     for _ in range(3):
         lease = _remote_sha(git, ref, token)
         if lease and not _is_ours(git, lease, ref, token, incident, bot_email):
-            raise DeliveryError("branch_diverged", f"{commit.branch} on origin has commits that remediate did not "
+            raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} on origin has commits that remediate did not "
                                 "make; it was left untouched for a human to merge or delete")
         done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "origin",
                        f"{commit.sha}:{ref}", token=token, check=False)
@@ -92,10 +106,10 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
         if not any(marker in message for marker in _RACE_MARKERS):
             why = [line.strip() for line in message.splitlines()
                    if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
-            raise DeliveryError("push_rejected", f"origin refused the push of {commit.branch} "
+            raise DeliveryError(Reason.PUSH_REJECTED, f"origin refused the push of {commit.branch} "
                                 f"(protected branch or a server hook): {' / '.join(why)[:500] or 'rejected'}")
         time.sleep(random.uniform(0.2, 1.0))  # lost a race for the ref: look again, then retry
-    raise DeliveryError("branch_diverged", f"{commit.branch} kept changing on origin while we pushed")
+    raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} kept changing on origin while we pushed")
 
 
 def _remote_sha(git: Git, ref: str, token: str | None) -> str:
@@ -109,37 +123,29 @@ def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident
     return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 
 
-def open_or_update_pr(repo: Any, commit: Commit, incident: Incident, body: str, config: DeliveryConfig,
+def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: str, config: DeliveryConfig,
                       what_changed: str = "") -> PullRequest:
-    from github import GithubException
-
-    try:
-        owner = repo.owner.login
-        existing = list(repo.get_pulls(state="open", head=f"{owner}:{commit.branch}"))
-        if existing:
-            pr = existing[0]
-            pr.edit(body=body)
-            pr.create_issue_comment(f"remediate re-ran for incident `{incident.id}` and force-pushed this branch "
-                                    f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
-            created = False
+    existing = github.open_pull_request(commit.branch)
+    created = False
+    if existing:
+        pr = existing
+        github.edit_body(pr.number, body)
+        github.comment(pr.number, f"remediate re-ran for incident `{incident.id}` and force-pushed this branch "
+                                  f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
+    else:
+        opened = github.create_pull_request(commit.base_branch, commit.branch, pr_title(incident), body, config.draft)
+        if opened is None:  # a concurrent run (or a retried POST that did land) opened it first: update that one
+            pr = github.open_pull_request(commit.branch) or _missing(commit.branch)
+            github.edit_body(pr.number, body)
         else:
-            try:
-                pr = repo.create_pull(base=commit.base_branch, head=commit.branch, title=pr_title(incident),
-                                      body=body, draft=config.draft, maintainer_can_modify=True)
-                created = True
-            except GithubException as exc:
-                # A concurrent run (or a retried POST that did land) opened it first: update that one.
-                existing = list(repo.get_pulls(state="open", head=f"{owner}:{commit.branch}"))
-                if exc.status != 422 or not existing:
-                    raise
-                pr = existing[0]
-                pr.edit(body=body)
-                created = False
-        if config.labels:
-            ensure_labels(repo, config.labels)
-            add_labels(repo, pr.number, config.labels)
-        if created and (config.reviewers or config.team_reviewers):
-            pr.create_review_request(reviewers=config.reviewers, team_reviewers=config.team_reviewers)
-    except GithubException as exc:
-        raise GitHubError(explain(exc, "opening the pull request")) from None
-    return PullRequest(pr.number, pr.html_url, commit.branch, created)
+            pr, created = opened, True
+    if config.labels:
+        github.ensure_labels(config.labels, "d93f0b")
+        github.add_labels(pr.number, config.labels)
+    if created and (config.reviewers or config.team_reviewers):
+        github.request_reviewers(pr.number, config.reviewers, config.team_reviewers)
+    return PullRequest(pr.number, pr.url, commit.branch, created)
+
+
+def _missing(branch: str) -> NoReturn:
+    raise GitHubError(f"GitHub API 422 while opening the pull request for {branch}, and no open one was found")

@@ -13,10 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from remediate.config import EscalationConfig
-from remediate.deliver.github import GitHubError, ensure_labels, explain
+from remediate.config import DeliveryConfig, EscalationConfig
+from remediate.deliver.delivery import attempt_branch, commit_change, push
+from remediate.deliver.github import GitHub
+from remediate.gitops import Git
 from remediate.incident.payload import Incident
-from remediate.report import Report
+from remediate.records import Escalation
+from remediate.report import Report, render_escalation
+from remediate.secrets import Redactor
+from remediate.telemetry import Telemetry
 
 
 class ChannelError(Exception):
@@ -28,25 +33,20 @@ def marker(incident_id: str) -> str:
     return f"<!-- remediate:incident:{incident_id.replace('--', '-')[:120]} -->"
 
 
-def escalate_to_issue(repo: Any, incident: Incident | None, body: str, reason: str,
+def escalate_to_issue(github: GitHub, incident: Incident | None, body: str, reason: str,
                       config: EscalationConfig) -> tuple[str, int]:
     """One open issue per incident: opened once, commented on by re-runs. Returns (url, number)."""
-    from github import GithubException
-
     incident_id = incident.id if incident else "unknown"
     tag = marker(incident_id)
-    try:
-        if config.labels:
-            ensure_labels(repo, config.labels, color="b60205")
-        for issue in repo.get_issues(state="open"):
-            if issue.pull_request is None and tag in (issue.body or ""):
-                issue.create_comment(f"remediate ran again and escalated: `{reason}`\n\n{body}")
-                return issue.html_url, issue.number
-        title = f"[remediate] Incident {incident_id[:60]} needs a human: {reason}"
-        issue = repo.create_issue(title=title, body=f"{tag}\n{body}", labels=list(config.labels))
-    except GithubException as exc:
-        raise GitHubError(explain(exc, "opening the escalation issue")) from None
-    return issue.html_url, issue.number
+    if config.labels:
+        github.ensure_labels(config.labels, "b60205")
+    for issue in github.open_issues():
+        if tag in issue.body:
+            github.comment(issue.number, f"remediate ran again and escalated: `{reason}`\n\n{body}")
+            return issue.url, issue.number
+    title = f"[remediate] Incident {incident_id[:60]} needs a human: {reason}"
+    issue = github.create_issue(title, f"{tag}\n{body}", config.labels)
+    return issue.url, issue.number
 
 
 def post_json(url: str, payload: Mapping[str, Any], headers: Mapping[str, str], timeout: float) -> int:
@@ -150,3 +150,60 @@ def http_channels(config: EscalationConfig, ctx: EscalationContext, environ: Map
         slack = config.slack
         channels.append(("slack", lambda: post_json(needs(slack.webhook_url_env), slack_message(ctx), {}, timeout)))
     return channels
+
+
+def push_attempt(git: Git, report: Report, token: str | None, delivery: DeliveryConfig, telemetry: Telemetry,
+                 redact: Callable[[str], str]) -> tuple[str | None, str | None]:
+    """The attempted change on hotfix-attempt/<id>, without a PR, for on-call to start from.
+    Returns (branch, None) when pushed, (None, warning) when that failed, (None, None) when nothing to push."""
+    if report.incident is None or not len(report.changes):
+        return None, None
+    branch = attempt_branch(report.incident)
+    try:
+        with telemetry.span("git push attempt"):
+            commit = commit_change(git, report.changes, report.incident, delivery, git.current_branch() or "HEAD",
+                                   report.trace_id, report.agent_summary, branch=branch)
+            push(git, commit, token, report.incident, delivery.bot_email)
+    except Exception as exc:
+        return None, redact(f"escalation channel attempt_branch failed: {exc}")
+    return branch, None
+
+
+def notify(report: Report, config: EscalationConfig, environ: Mapping[str, str], github: Callable[[], GitHub] | None,
+           telemetry: Telemetry, redact: Redactor, warnings: list[str],
+           attempt: tuple[str | None, str | None] = (None, None)) -> Escalation:
+    """Every configured channel, each on its own: one failing never hides the others. `github` is None when
+    there is no token or repository to open an issue with; `attempt` is what push_attempt did."""
+    delivered: list[str] = []
+    failed: list[str] = []
+    if config.push_attempt and (attempt[0] or attempt[1]):
+        (delivered if attempt[0] else failed).append("attempt_branch")
+        if attempt[1]:
+            warnings.append(attempt[1])
+    markdown = redact(render_escalation(report))
+    issue_url = issue_number = None
+    if config.github_issue and github is not None:
+        try:
+            with telemetry.span("github escalation_issue"):
+                issue_url, issue_number = escalate_to_issue(github(), report.incident, markdown, report.reason,
+                                                            config)
+            delivered.append("github_issue")
+        except Exception as exc:
+            failed.append("github_issue")
+            warnings.append(redact(f"escalation channel github_issue failed: {exc}"))
+    ctx = EscalationContext(report, markdown, run_url(environ), issue_url, redact)
+    report_dict = redact.deep(report.to_dict())
+    for name, send in http_channels(config, ctx, environ, report_dict):
+        try:
+            with telemetry.span(f"escalate {name}"):
+                send()
+            delivered.append(name)
+        except Exception as exc:
+            failed.append(name)
+            warnings.append(redact(f"escalation channel {name} failed: {exc}"))
+    return Escalation(tuple(delivered), issue_url, issue_number, tuple(failed), attempt[0])
+
+
+def run_url(environ: Mapping[str, str]) -> str | None:
+    parts = [environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    return f"{parts[0]}/{parts[1]}/actions/runs/{parts[2]}" if all(parts) else None

@@ -1,58 +1,175 @@
-"""The GitHub REST API through PyGithub, at GITHUB_API_URL (so GitHub Enterprise Server works)."""
+"""GitHub as delivery and escalation need it: a small `GitHub` protocol, and its implementation on the REST
+API through PyGithub at GITHUB_API_URL (so GitHub Enterprise Server works). Tests can hand the pipeline
+another implementation; the PyGithub one is tested against a REST stand-in checked against GitHub's
+OpenAPI description."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from remediate.errors import UserError
+from remediate.outcome import Failure, Reason
 
 
-class GitHubError(Exception):
-    pass
+class GitHubError(Failure):
+    reason_code = Reason.GITHUB_FAILED
 
 
-def connect_repo(token: str, api_url: str, repository: str) -> Any:
-    from github import Auth, Github, GithubException
-    from github.GithubRetry import GithubRetry
-
-    if not repository or "/" not in repository:
-        raise UserError("expected owner/name", field="GITHUB_REPOSITORY")
-    # 5xx and secondary rate limits are retried with backoff, and waits are capped so a run cannot
-    # hang on a rate limit; writes are spaced out a little, as GitHub asks of integrations.
-    retry = GithubRetry(total=5, backoff_factor=0.5, secondary_rate_wait=30, max_rate_limit_wait=120,
-                        allowed_methods=frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}))
-    client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=30, retry=retry,
-                    seconds_between_requests=None, seconds_between_writes=0.2, user_agent="remediate")
-    try:
-        return client.get_repo(repository)
-    except GithubException as exc:
-        raise GitHubError(explain(exc, f"reading repository {repository}")) from None
+@dataclass(frozen=True)
+class IssueRef:
+    number: int
+    url: str
+    body: str = ""
 
 
-def ensure_labels(repo: Any, names: list[str], color: str = "d93f0b") -> None:
-    from github import GithubException
+class GitHub(Protocol):
+    """One repository, the calls remediate makes on it. Every method raises GitHubError on failure."""
 
-    for name in names:
+    @property
+    def default_branch(self) -> str: ...
+
+    def open_pull_request(self, head_branch: str) -> IssueRef | None: ...
+
+    def create_pull_request(self, base: str, head: str, title: str, body: str, draft: bool) -> IssueRef | None:
+        """None when one for `head` exists already (a concurrent run opened it first)."""
+
+    def edit_body(self, number: int, body: str) -> None: ...
+
+    def comment(self, number: int, body: str) -> None: ...
+
+    def ensure_labels(self, names: Sequence[str], color: str) -> None: ...
+
+    def add_labels(self, number: int, names: Sequence[str]) -> None: ...
+
+    def request_reviewers(self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]) -> None: ...
+
+    def open_issues(self) -> list[IssueRef]:
+        """Open issues that are not pull requests."""
+
+    def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueRef: ...
+
+
+class PyGitHub:
+    """`GitHub` on PyGithub. Errors become GitHubError with what to do about them."""
+
+    def __init__(self, repo: Any) -> None:
+        self._repo = repo
+        self._objects: dict[int, Any] = {}  # pulls and issues already fetched: acted on without another GET
+
+    def _pull(self, number: int) -> Any:
+        return self._objects.get(number) or self._objects.setdefault(number, self._repo.get_pull(number))
+
+    def _issue(self, number: int) -> Any:
+        return self._objects.get(number) or self._objects.setdefault(number, self._repo.get_issue(number))
+
+    @classmethod
+    def connect(cls, token: str, api_url: str, repository: str) -> PyGitHub:
+        from github import Auth, Github, GithubException
+        from github.GithubRetry import GithubRetry
+
+        if not repository or "/" not in repository:
+            raise UserError("expected owner/name", field="GITHUB_REPOSITORY")
+        # 5xx and secondary rate limits are retried with backoff, and waits are capped so a run cannot
+        # hang on a rate limit; writes are spaced out a little, as GitHub asks of integrations.
+        retry = GithubRetry(total=5, backoff_factor=0.5, secondary_rate_wait=30, max_rate_limit_wait=120,
+                            allowed_methods=frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}))
+        client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=30, retry=retry,
+                        seconds_between_requests=None, seconds_between_writes=0.2, user_agent="remediate")
         try:
-            repo.get_label(name)
+            return cls(client.get_repo(repository))
         except GithubException as exc:
-            if exc.status != 404:
-                raise
+            raise GitHubError(explain(exc, f"reading repository {repository}")) from None
+
+    def _call(self, doing: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from github import GithubException
+
+        try:
+            return fn(*args, **kwargs)
+        except GithubException as exc:
+            raise GitHubError(explain(exc, doing)) from None
+
+    @property
+    def default_branch(self) -> str:
+        return str(self._repo.default_branch)
+
+    def open_pull_request(self, head_branch: str) -> IssueRef | None:
+        def find() -> IssueRef | None:
+            owner = self._repo.owner.login
+            for pr in self._repo.get_pulls(state="open", head=f"{owner}:{head_branch}"):
+                self._objects[pr.number] = pr
+                return IssueRef(pr.number, pr.html_url, pr.body or "")
+            return None
+        return self._call("looking for the pull request", find)
+
+    def create_pull_request(self, base: str, head: str, title: str, body: str, draft: bool) -> IssueRef | None:
+        from github import GithubException
+
+        try:
+            pr = self._repo.create_pull(base=base, head=head, title=title, body=body, draft=draft,
+                                        maintainer_can_modify=True)
+        except GithubException as exc:
+            if exc.status == 422:  # one for this head exists: a concurrent run, or a retried POST that landed
+                return None
+            raise GitHubError(explain(exc, "opening the pull request")) from None
+        self._objects[pr.number] = pr
+        return IssueRef(pr.number, pr.html_url, body)
+
+    def edit_body(self, number: int, body: str) -> None:
+        self._call("updating the pull request", lambda: self._pull(number).edit(body=body))
+
+    def comment(self, number: int, body: str) -> None:
+        def post() -> None:
+            item = self._objects.get(number)
+            if item is not None and hasattr(item, "create_issue_comment"):
+                item.create_issue_comment(body)  # a pull request
+            else:
+                self._issue(number).create_comment(body)
+        self._call("commenting", post)
+
+    def ensure_labels(self, names: Sequence[str], color: str) -> None:
+        from github import GithubException
+
+        for name in names:
             try:
-                repo.create_label(name=name, color=color)
-            except GithubException as create_exc:
-                if create_exc.status != 422:  # created meanwhile by a concurrent run
-                    raise
+                self._repo.get_label(name)
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise GitHubError(explain(exc, f"reading label {name}")) from None
+                try:
+                    self._repo.create_label(name=name, color=color)
+                except GithubException as create_exc:
+                    if create_exc.status != 422:  # created meanwhile by a concurrent run
+                        raise GitHubError(explain(create_exc, f"creating label {name}")) from None
 
+    def add_labels(self, number: int, names: Sequence[str]) -> None:
+        """Through the issue's PATCH with the union of labels: PyGithub's add_to_labels posts a bare array,
+        a form GitHub's OpenAPI description of that endpoint no longer admits."""
+        def add() -> None:
+            issue = self._repo.get_issue(number)
+            current = [label.name for label in issue.labels]
+            wanted = current + [n for n in names if n not in current]
+            if wanted != current:
+                issue.edit(labels=wanted)
+        self._call("labelling", add)
 
-def add_labels(repo: Any, number: int, names: list[str]) -> None:
-    """Through the issue's PATCH with the union of labels: PyGithub's add_to_labels posts a bare array,
-    a form GitHub's OpenAPI description of that endpoint no longer admits."""
-    issue = repo.get_issue(number)
-    current = [label.name for label in issue.labels]
-    wanted = current + [n for n in names if n not in current]
-    if wanted != current:
-        issue.edit(labels=wanted)
+    def request_reviewers(self, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]) -> None:
+        self._call("requesting reviewers", lambda: self._pull(number).create_review_request(
+            reviewers=list(reviewers), team_reviewers=list(team_reviewers)))
+
+    def open_issues(self) -> list[IssueRef]:
+        return self._call("listing issues", lambda: [
+            self._remember(i) for i in self._repo.get_issues(state="open") if i.pull_request is None])
+
+    def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueRef:
+        issue = self._call("opening the escalation issue",
+                           lambda: self._repo.create_issue(title=title, body=body, labels=list(labels)))
+        return IssueRef(issue.number, issue.html_url, body)
+
+    def _remember(self, issue: Any) -> IssueRef:
+        self._objects[issue.number] = issue
+        return IssueRef(issue.number, issue.html_url, issue.body or "")
 
 
 def explain(exc: Any, doing: str) -> str:

@@ -1,1 +1,1 @@
-"""guard"""
+"""The guardrails: what may be written or run, and the change as it was vetted."""

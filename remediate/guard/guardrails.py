@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from remediate.config import GuardrailsConfig, TestsConfig
 from remediate.guard.changes import ChangeSet
+from remediate.guard.testfiles import TEST_CODE_GLOBS
 from remediate.secrets import contains_secret
 
 # Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a
@@ -18,8 +20,6 @@ NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
     "/.remediate/",  # the action's own data, such as the coverage map that decides which tests run
 ])
 
-TEST_FILE_GLOBS = ("test_*.py", "*_test.py", "tests/**", "test/**", "conftest.py",
-                   "*.test.*", "*.spec.*", "__tests__/**", "*_test.go")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class Verdict:
 
 
 class PathRefused(ValueError):
+    """A path or command the guardrails refuse: an observation for the model, never the end of a run."""
+
     def __init__(self, rule: str, detail: str) -> None:
         super().__init__(detail)
         self.rule = rule
@@ -52,7 +54,7 @@ class WritePolicy:
     max_lines_changed: int = 200
     # None: the whole repository is in scope (protected paths still are not).
     scope_files: frozenset[str] | None = None
-    scope_globs: tuple[str, ...] = TEST_FILE_GLOBS
+    scope_globs: tuple[str, ...] = TEST_CODE_GLOBS
     secret_values: frozenset[str] = frozenset()
     _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
     _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
@@ -123,3 +125,22 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
         return Verdict.refuse("max_lines_changed", f"the change would add or remove {lines} lines; "
                               f"the limit is {policy.max_lines_changed}")
     return Verdict.allow()
+
+
+def policy_for(guardrails: GuardrailsConfig, tests: TestsConfig, implicated: frozenset[str],
+               secret_values: frozenset[str]) -> tuple[WritePolicy, str | None]:
+    """The run's write policy from the config and the files the diagnosis implicates, and a warning when
+    the suspects scope has nothing to hold on to."""
+    scope: frozenset[str] | None = None
+    warning = None
+    if guardrails.edit_scope == "suspects":
+        if implicated:
+            scope = implicated
+        else:
+            warning = "the diagnosis names no file found in the repository: the edit scope is the whole repository"
+    protected = list(guardrails.protected_files)
+    if tests.coverage_map:  # it decides which tests judge the fix: never the model's to edit
+        protected.append("/" + tests.coverage_map.lstrip("/"))
+    policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,
+                         (*TEST_CODE_GLOBS, *guardrails.extra_scope), secret_values)
+    return policy, warning

@@ -1,1 +1,1 @@
-"""incident"""
+"""The incident, normalised from whatever event carried it."""

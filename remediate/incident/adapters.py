@@ -1,7 +1,7 @@
 """Payloads forwarded raw from common alerting sources, turned into the canonical payload. Pure.
 
 PagerDuty v3 webhooks and Alertmanager/Grafana send fixed shapes; a small relay puts them inside
-`client_payload` unchanged (README: "Sending an incident"). Datadog and Grafana can also build the
+`client_payload` unchanged (docs/payload.md: "Sending an incident"). Datadog and Grafana can also build the
 canonical payload themselves with a custom body, which needs no adapter.
 """
 

@@ -115,7 +115,7 @@ def valid_traceparent(value: Any) -> str | None:
 
 
 def from_payload(payload: Any, *, trigger: str, where: str = "client_payload") -> Incident:
-    """Normalise the canonical payload (DESIGN.md) into an Incident."""
+    """Normalise the canonical payload (docs/payload.md) into an Incident."""
     if not isinstance(payload, Mapping):
         raise UserError(f"expected a JSON object, got {type(payload).__name__}", field=where)
     suspect = payload.get("suspect") or {}

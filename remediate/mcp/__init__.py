@@ -1,1 +1,1 @@
-"""mcp"""
+"""MCP servers through the official SDK."""

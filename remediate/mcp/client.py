@@ -21,12 +21,16 @@ from urllib.parse import urlparse
 
 from remediate.config import MCPServerConfig
 from remediate.mcp.content import McpResult, result_text
+from remediate.outcome import Failure, Reason
+from remediate.records import McpCallRecord
 
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
-class McpError(Exception):
+class McpError(Failure):
     """A server could not be reached or refused us; the message names the server."""
+
+    reason_code = Reason.MCP_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,6 @@ class McpTool:
     @property
     def function_name(self) -> str:
         return f"mcp__{self.server}__{_OPENAI_NAME.sub('_', self.name)}"[:64]
-
-
-@dataclass(frozen=True)
-class McpCallRecord:
-    server: str
-    tool: str
-    ok: bool
-    duration_ms: int
-    by: str  # "prefetch" or "agent"
 
 
 def allowed_tools(server: MCPServerConfig, tools: list[McpTool]) -> list[McpTool]:

@@ -1,1 +1,1 @@
-"""verify"""
+"""Tests: which run, how they run, and what their verdict proves."""

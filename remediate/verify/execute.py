@@ -1,4 +1,4 @@
-"""Running the affected tests: a process group with a timeout, no stdin, no secrets, JUnit results."""
+"""Running a test command: a process group with a timeout, no stdin, no secrets, JUnit results."""
 
 from __future__ import annotations
 
@@ -6,63 +6,16 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from remediate.processes import run_bounded
+from remediate.records import TestFailure, TestRun
 
 OUTPUT_TAIL_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class TestFailure:
-    __test__ = False  # a result type, not a pytest test class
-
-    name: str
-    message: str
-
-
-@dataclass(frozen=True)
-class TestRun:
-    __test__ = False  # a result type, not a pytest test class
-
-    command: tuple[str, ...]
-    selected: tuple[str, ...]
-    status: str  # passed | failed | error | timed_out | no_tests
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    duration_s: float = 0.0
-    failures: tuple[TestFailure, ...] = ()  # the first ones, with messages, for people
-    failed_tests: tuple[str, ...] = ()  # every failed or errored test, by name
-    output_tail: str = ""
-    exit_code: int | None = None
-    selection_reason: Mapping[str, str] = field(default_factory=dict)
-    stopped_after: int | None = None  # pytest stopped at this many failures: later tests did not run
-
-    @property
-    def complete(self) -> bool:
-        return self.stopped_after is None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "passed"
-
-    def summary(self) -> str:
-        return (f"{self.status}: {self.passed} passed, {self.failed} failed, {self.errors} errors, "
-                f"{self.skipped} skipped in {self.duration_s:.1f}s")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"command": list(self.command), "selected": list(self.selected), "status": self.status,
-                "passed": self.passed, "failed": self.failed, "errors": self.errors, "skipped": self.skipped,
-                "duration_s": round(self.duration_s, 3),
-                "failures": [{"name": f.name, "message": f.message} for f in self.failures],
-                "output_tail": self.output_tail, "exit_code": self.exit_code,
-                "selection_reason": dict(self.selection_reason), "stopped_after_failures": self.stopped_after}
 
 
 def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str, max_failures: int = 0) -> list[str]:
@@ -116,7 +69,6 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
 
 
 def _with(run: TestRun, **changes: Any) -> TestRun:
-    from dataclasses import replace
     return replace(run, **changes)
 
 

