@@ -1,6 +1,8 @@
 # The remediate container action. Debian slim with the distribution's Python, git and CA certificates; the
 # pinned Python dependencies in a virtual environment built in a separate stage. Runs as root, as GitHub's
-# runner expects of container actions. scripts/image builds and checks it without a Docker engine.
+# runner expects of container actions; code of the change (tests, commands, tests.setup) runs as the
+# unprivileged remediate-sandbox user (docs/safety.md). scripts/image builds and checks it without a Docker
+# engine.
 FROM debian:bookworm-slim AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,7 +21,9 @@ RUN apt-get update \
  && find /usr/lib/python3.11 -name __pycache__ -prune -exec rm -rf {} + \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
- && git config --system --add safe.directory /github/workspace
+ && git config --system --add safe.directory /github/workspace \
+ && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin remediate-sandbox
 
 FROM runtime AS build
 RUN apt-get update \

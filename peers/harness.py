@@ -197,8 +197,9 @@ def run_action(base: Path, workspace: Path, event_name: str, event: dict[str, An
         "GIT_CONFIG_GLOBAL": "/dev/null", "PYTHONPATH": str(ROOT),
         **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}, **env,
     }
-    if os.environ.get("VIRTUAL_ENV"):
-        full_env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
+    for name in ("VIRTUAL_ENV", "REMEDIATE_SANDBOX_UID"):
+        if os.environ.get(name):
+            full_env[name] = os.environ[name]
     done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=full_env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     outputs = parse_outputs(output_file.read_text())

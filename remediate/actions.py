@@ -12,7 +12,7 @@ from typing import TextIO
 
 INPUT_NAMES = ("github-token", "config", "incident-id", "summary", "model", "budget-usd", "base-branch",
                "dry-run", "report-file", "suspect-files", "suspect-functions", "suspect-commit", "llm-base-url",
-               "command")
+               "command", "proposal")
 
 
 def read_inputs(environ: Mapping[str, str]) -> dict[str, str]:

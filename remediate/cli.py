@@ -87,8 +87,8 @@ def run_action(environ: Mapping[str, str]) -> int:
     command = inputs.get("command", "remediate")
     if command == "coverage-map":
         return write_coverage_map(repo / ".coverage", repo, repo / _coverage_map_path(repo, inputs.get("config")))
-    if command != "remediate":
-        print(f"::error::command: expected remediate or coverage-map, got {command!r}")
+    if command not in ("remediate", "propose", "deliver"):
+        print(f"::error::command: expected remediate, propose, deliver or coverage-map, got {command!r}")
         return 1
     event_name = environ.get("GITHUB_EVENT_NAME", "")
     event: dict[str, Any] = {}

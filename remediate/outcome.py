@@ -38,6 +38,7 @@ class Reason(StrEnum):
     NOT_COMMITTABLE = "not_committable"
     PUSH_REJECTED = "push_rejected"
     BRANCH_DIVERGED = "branch_diverged"
+    PROPOSAL_REFUSED = "proposal_refused"
     # error: the run could not proceed
     BAD_INPUT = "bad_input"
     MCP_UNAVAILABLE = "mcp_unavailable"
@@ -66,6 +67,8 @@ REASONS: dict[Reason, tuple[Outcome, str]] = {
                                                 "(a path .gitignore covers)"),
     Reason.PUSH_REJECTED: (Outcome.ESCALATED, "origin refused the push (protected branch, server hook)"),
     Reason.BRANCH_DIVERGED: (Outcome.ESCALATED, "the hotfix branch on origin has commits remediate did not make"),
+    Reason.PROPOSAL_REFUSED: (Outcome.ESCALATED, "command: deliver refused the first job's proposal: the base "
+                                                 "branch's guardrails refuse it, or it does not apply to its base"),
     Reason.BAD_INPUT: (Outcome.ERROR, "bad input or configuration; the detail names the field"),
     Reason.MCP_UNAVAILABLE: (Outcome.ERROR, "an MCP server could not be reached or failed"),
     Reason.LLM_UNAVAILABLE: (Outcome.ERROR, "the LLM endpoint failed after its retries"),
@@ -85,6 +88,13 @@ class Stop(Exception):
         super().__init__(detail)
         self.reason = Reason(reason)
         self.detail = detail
+
+
+def stop(outcome: Outcome, reason: Reason, detail: str) -> Stop:
+    """A Stop with the given outcome: how a first job's ending is carried into the second (two-job mode)."""
+    ended = Stop(reason, detail)
+    ended.outcome = outcome
+    return ended
 
 
 class Failure(Stop):

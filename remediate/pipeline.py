@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,24 +28,26 @@ from remediate.agent.llm import ChatModel, OpenAIChat
 from remediate.agent.loop import Agent
 from remediate.agent.tools import Toolbox
 from remediate.config import Config, EscalationConfig, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
-from remediate.context.pack import scope_note
+from remediate.context.pack import build_context, scope_note
 from remediate.context.prefetch import gather, summary
+from remediate.deliver import proposal
 from remediate.deliver.delivery import DeliveryError, base_branch, commit_change, open_or_update_pr, push
 from remediate.deliver.escalation import notify, push_attempt
 from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
-from remediate.gitops import Git
+from remediate.gitops import Git, workspace_drift
 from remediate.guard.changes import ChangeSet
-from remediate.guard.guardrails import policy_for
+from remediate.guard.guardrails import check_change_set, policy_for
+from remediate.guard.sandbox import Sandbox, closed_folders
 from remediate.guard.workspace import Workspace
 from remediate.incident import payload as incident_payload
 from remediate.mcp.client import McpHub
-from remediate.outcome import Outcome, Reason, Stop
-from remediate.records import PullRequest
+from remediate.outcome import Outcome, Reason, Stop, stop
+from remediate.records import GuardrailEvent, PullRequest, TestRun
 from remediate.report import Report, render_changes, render_pr_body, render_summary
 from remediate.run import RunRequest, Setup
 from remediate.secrets import Redactor, scrubbed_env
-from remediate.telemetry import Telemetry, parent_context, set_error, trace_id_of
+from remediate.telemetry import Telemetry, parent_context, set_error, trace_id_of, traceparent_of
 from remediate.telemetry import setup as telemetry_setup
 from remediate.verify.runner import TestRunner, install
 
@@ -74,6 +76,18 @@ class Run:
     redact: Redactor = field(default_factory=Redactor)
     telemetry: Telemetry = field(default_factory=lambda: telemetry_setup(TelemetryConfig()))
     setup: Setup | None = None  # once config and incident are read
+    traceparent: str | None = None  # the run's root span, for a second job to continue the trace
+    proposal_path: Path | None = None
+
+    @property
+    def mode(self) -> str:
+        """remediate (one job), or propose / deliver (two jobs: docs/safety.md, "Two-job mode")."""
+        return self.request.inputs.get("command", "remediate")
+
+    @property
+    def ships(self) -> bool:
+        """Whether this run pushes and talks to GitHub: not a dry run, not the read-only first job."""
+        return not self.request.dry_run and self.mode != "propose"
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -86,7 +100,7 @@ class Run:
             self.report.timings[name] = self.report.timings.get(name, 0.0) + time.monotonic() - started
 
     def execute(self) -> Report:
-        self.report.dry_run = self.request.dry_run
+        self.report.dry_run, self.report.mode = self.request.dry_run, self.mode
         self._secret(self.request.github_token)
         try:
             self.setup = self._setup()
@@ -96,6 +110,11 @@ class Run:
         except Exception as exc:
             self._end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             self.report.warnings.append(self.redact("".join(traceback.format_exception(exc))[-3000:]))
+        finally:
+            if self.setup and self.mode == "propose":
+                self.proposal_path = self._write_proposal(self.setup)
+            if self.setup:
+                self.setup.git.close()  # after escalation, which may push the attempt from it
         return self.report
 
     def _setup(self) -> Setup:
@@ -121,8 +140,11 @@ class Run:
         for value in [request.environ.get(name) for name in names] + values:
             self._secret(value)
         self.telemetry = telemetry_setup(config.telemetry)
-        return Setup(request, config, incident, self.redact, self.telemetry, self.runner,
-                     Git(request.repo.resolve(), scrubbed_env(request.environ)))
+        if not (request.repo / ".git").exists():
+            raise UserError(f"{request.repo} is not a git checkout", field="GITHUB_WORKSPACE",
+                            hint="run actions/checkout before this action")
+        git = Git.open(request.repo, scrubbed_env(request.environ), request.environ.get("GITHUB_SERVER_URL"))
+        return Setup(request, config, incident, self.redact, self.telemetry, self.runner, git)
 
     def _secret(self, value: str | None) -> None:
         self.redact.add(value)
@@ -130,18 +152,23 @@ class Run:
 
     def _traced(self, setup: Setup) -> None:
         report = self.report
+        handed = self._read_proposal(setup) if self.mode == "deliver" else None
         with setup.telemetry.tracer.start_as_current_span(
-                "invoke_agent remediate", context=parent_context(setup.incident.traceparent),
+                "invoke_agent remediate", context=parent_context((handed and handed.traceparent)
+                                                                 or setup.incident.traceparent),
                 kind=trace.SpanKind.INTERNAL,
                 attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "remediate",
                             "remediate.incident.id": setup.incident.id,
                             "remediate.trigger": setup.incident.trigger}) as root:
-            report.trace_id = trace_id_of(root)
+            report.trace_id, self.traceparent = trace_id_of(root), traceparent_of(root)
             template = setup.config.telemetry.trace_url_template
             if template:
                 report.trace_url = template.replace("{trace_id}", report.trace_id)
             try:
-                self._remediate(setup)
+                if handed is not None:
+                    self._deliver_proposal(setup, handed)
+                else:
+                    self._remediate(setup)
             except Stop as stop:
                 self._end(stop.outcome, stop.reason, stop.detail)
             root.set_attribute("remediate.outcome", str(report.outcome))
@@ -153,11 +180,28 @@ class Run:
                 set_error(root, str(report.reason))
 
     def _remediate(self, setup: Setup) -> None:
+        with ExitStack() as cleanup:
+            _preflight(setup)
+            sandbox = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env),
+                              closed_folders(setup.environ, setup.repo))
+            cleanup.callback(sandbox.close)
+            sandbox.probe(setup.config.tests.command[0] if setup.config.tests.command else "python")
+            dirty = workspace_drift(setup.git, setup.repo, {})
+            if dirty:
+                self.report.warnings.append(
+                    f"the checkout has uncommitted changes to {len(dirty)} tracked file(s) ({', '.join(dirty[:10])}); "
+                    "tests run on the committed content with the vetted change, which is what is delivered")
+                sandbox.base_overlay = {path: setup.git.base_file(path) for path in dirty}
+            self.report.sandbox = sandbox.isolation()
+            for missing in self.report.sandbox["missing"]:
+                self.runner.warning(f"sandbox: {missing}")
+            self._remediate_in(setup, sandbox)
+
+    def _remediate_in(self, setup: Setup, sandbox: Sandbox) -> None:
         config, report = setup.config, self.report
-        _preflight(setup)
         if config.tests.setup:
             with self.stage("test_setup"):
-                install(setup)
+                install(setup, sandbox)
         price = price_for(config.llm.model, config.costs.prices)
         if price is None:
             raise UserError(f"no price is known for model {config.llm.model!r}", field="costs.prices",
@@ -174,10 +218,10 @@ class Run:
                                          frozenset(setup.redact.values))
             report.warnings += [warning] if warning else []
             workspace = Workspace(setup.repo, policy)
-            tests = TestRunner(setup, workspace, report.warnings)
+            tests = TestRunner(setup, workspace, sandbox, report.warnings)
             toolbox = Toolbox(workspace, setup.redact, tests.run, setup.git, hub, config.guardrails.allowed_commands,
-                              config.guardrails.blocked_commands, scrubbed_env(setup.environ, config.tests.env),
-                              config.guardrails.max_refusals, telemetry=setup.telemetry)
+                              config.guardrails.blocked_commands, sandbox, config.guardrails.max_refusals,
+                              telemetry=setup.telemetry)
             api_key = setup.environ.get(config.llm.api_key_env) or ""
             model = self.edges.chat(config.llm, api_key, config.llm.base_url or setup.environ.get("OPENAI_BASE_URL"))
             agent = Agent(model, toolbox, BudgetMeter(price, config.costs.budget_usd), setup.telemetry, "openai",
@@ -209,14 +253,23 @@ class Run:
                 raise Stop(Reason.TESTS_FAILED, f"affected tests {run.summary()}{stopped}")
             report.warnings.append("tests failing before the fix too, not blamed on it: "
                                    + ", ".join(verified.proof.pre_existing_failures[:10]))
+        tampered = [p for p in workspace_drift(setup.git, workspace.root, workspace.overlay())
+                    if p not in sandbox.base_overlay]
+        if tampered:
+            # Delivery ships the vetted bytes whatever the disk holds; that the disk changed is worth a look.
+            report.guardrail_events = [*report.guardrail_events, GuardrailEvent(
+                "(workspace)", ", ".join(tampered[:5]), "workspace_differs",
+                f"{len(tampered)} file(s) in the checkout differ from the base commit plus the vetted change: "
+                f"{', '.join(tampered[:10])}; the commit is built from the vetted change, not from the disk")]
         with self.stage("deliver"):
-            report.pr = None if setup.dry_run else self._deliver(setup, workspace.changes)
+            report.pr = self._deliver(setup, workspace.changes, workspace.restore) if self.ships else None
         # Honest about what passed: failures that predate the fix are named, not hidden behind "passed".
         reason = Reason.TESTS_PASSED if run.ok else Reason.TESTS_PASS_EXCEPT_PRE_EXISTING
-        self._end(Outcome.FIXED, reason, "dry run: the change was not pushed" if setup.dry_run
-                  else f"pull request {report.pr.url if report.pr else ''}".strip())
+        done = (f"pull request {report.pr.url}" if report.pr else "proposal written for command: deliver"
+                if self.mode == "propose" else "dry run: the change was not pushed")
+        self._end(Outcome.FIXED, reason, done)
 
-    def _deliver(self, setup: Setup, changes: ChangeSet) -> PullRequest:
+    def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None]) -> PullRequest:
         config, token, span = setup.config.delivery, self.request.github_token, setup.telemetry.span
         with span("github get_repo"):
             github = self._github()
@@ -225,6 +278,7 @@ class Run:
             with span("git commit"):
                 commit = commit_change(setup.git, changes, setup.incident, config, base, self.report.trace_id,
                                        self.report.agent_summary)
+            after_commit()  # the checkout's files as before, as a checkout of the branch and back would leave it
             with span("git push", {"remediate.branch": commit.branch}):
                 push(setup.git, commit, token, setup.incident, config.bot_email)
         except DeliveryError as exc:
@@ -233,6 +287,71 @@ class Run:
             return open_or_update_pr(github, commit, setup.incident, self.redact(render_pr_body(self.report)),
                                      config, self.redact(render_changes(self.report)))
 
+    def _proposal_folder(self, setup: Setup) -> tuple[Path, str]:
+        """Where the proposal is (the `proposal` input, relative to the checkout), else beside the report; and
+        the path later steps of the job see it at."""
+        given = self.request.inputs.get("proposal")
+        if given:
+            folder = Path(given) if Path(given).is_absolute() else setup.repo / given
+            return folder, str(folder)
+        path, shown = report_location(self.request.environ, setup.incident.branch_slug)
+        return path.parent / "proposal", str(Path(shown).parent / "proposal")
+
+    def _write_proposal(self, setup: Setup) -> Path:
+        """The first job's result for the second: the vetted change and how the run ended."""
+        report = self.report
+        folder, shown = self._proposal_folder(setup)
+        proposal.write(folder, proposal.Proposal(
+            setup.incident.id, setup.git.base, str(report.outcome), str(report.reason), report.detail,
+            proposal.describe(report.changes, setup.git), report.agent_summary, self.traceparent,
+            self.redact.deep(report.to_dict())))  # type: ignore[arg-type]
+        return Path(shown) / proposal.FILE
+
+    def _read_proposal(self, setup: Setup) -> proposal.Proposal:
+        handed = proposal.read(self._proposal_folder(setup)[0])
+        if handed.incident_id != setup.incident.id:
+            raise UserError(f"the proposal is for incident {handed.incident_id!r}, this run for {setup.incident.id!r}",
+                            field="proposal.incident_id")
+        return handed
+
+    def _deliver_proposal(self, setup: Setup, handed: proposal.Proposal) -> None:
+        """command: deliver. The proposal is checked again against the guardrails of this checkout's config (the
+        base branch's), on the base commit it names; only then is it committed, pushed and opened as a PR."""
+        report = self.report
+        if not (setup.request.github_token and setup.environ.get("GITHUB_REPOSITORY")):
+            raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to deliver", field="github-token")
+        if setup.git.run("cat-file", "-e", f"{handed.base_commit}^{{commit}}", check=False).returncode != 0:
+            raise UserError(f"the base commit {handed.base_commit[:12]} is not in this checkout",
+                            field="proposal.base_commit", hint="check out the same ref with enough history")
+        setup = replace(setup, git=replace(setup.git, base=handed.base_commit))
+        first = handed.report
+        report.model, report.budget_usd = first.get("llm", {}).get("model"), setup.config.costs.budget_usd
+        report.llm_calls = [c for c in first.get("llm", {}).get("per_call", []) if isinstance(c, dict)
+                            and all(isinstance(c.get(k), (int, float)) for k in
+                                    ("input_tokens", "output_tokens", "cost_usd"))]
+        report.agent_summary = setup.redact(handed.agent_summary) if handed.agent_summary else None
+        if isinstance(first.get("tests"), dict):
+            report.tests = TestRun.from_dict(first["tests"])
+        changes, problems = proposal.rebuild(handed, setup.git)
+        report.changes = changes
+        tracked = setup.git.tracked_files()
+        implicated = build_context(setup.incident, read=setup.git.base_file, tracked=tracked, commit_text=None,
+                                   mcp_texts={}, redact=setup.redact, log_budget_tokens=1000).implicated_files
+        policy, _ = policy_for(setup.config.guardrails, setup.config.tests, implicated,
+                               frozenset(setup.redact.values))
+        verdict = check_change_set(changes, policy)
+        if problems or not verdict.allowed:
+            rule, detail = ("stale_proposal", "; ".join(problems)) if problems else (verdict.rule, verdict.detail)
+            report.guardrail_events = [GuardrailEvent("(proposal)", verdict.target or "proposal", rule, detail)]
+            raise Stop(Reason.PROPOSAL_REFUSED, f"the proposal was refused on delivery ({rule}): {detail}")
+        if handed.outcome != Outcome.FIXED:
+            raise stop(Outcome(handed.outcome), _reason(handed.reason), f"first job: {handed.detail}")
+        if not len(changes):
+            raise Stop(Reason.NO_CHANGE, "the proposal holds no change")
+        with self.stage("deliver"):
+            report.pr = self._deliver(setup, changes, lambda: None)
+        self._end(Outcome.FIXED, _reason(handed.reason), f"pull request {report.pr.url}")
+
     def _github(self) -> GitHub:
         env = self.request.environ
         return self.edges.github(self.request.github_token or "", env.get("GITHUB_API_URL") or "https://api.github.com",
@@ -240,7 +359,7 @@ class Run:
 
     def _end(self, outcome: Outcome, reason: Reason, detail: str) -> None:
         self.report.outcome, self.report.reason, self.report.detail = outcome, reason, self.redact(detail)
-        if outcome != Outcome.FIXED and not self.request.dry_run:
+        if outcome != Outcome.FIXED and self.ships:
             self._escalate()
 
     def _escalate(self) -> None:
@@ -256,16 +375,18 @@ class Run:
                                    self.redact, report.warnings, attempt)
 
 
+def _reason(text: str) -> Reason:
+    return Reason(text) if text in Reason._value2member_map_ else Reason.INTERNAL_ERROR
+
+
 def _preflight(setup: Setup) -> None:
     """Fail before spending money on what would fail at the end anyway."""
     config, env = setup.config, setup.environ
     if not env.get(config.llm.api_key_env):
         raise UserError(f"environment variable {config.llm.api_key_env} is not set",
                         field="llm.api_key_env", hint="pass the LLM key as a secret in the step's env")
-    if not (setup.repo / ".git").exists():
-        raise UserError(f"{setup.repo} is not a git checkout", field="GITHUB_WORKSPACE",
-                        hint="run actions/checkout before this action")
-    if not setup.dry_run and not (setup.request.github_token and env.get("GITHUB_REPOSITORY")):
+    if not setup.dry_run and setup.request.inputs.get("command") != "propose" and not (
+            setup.request.github_token and env.get("GITHUB_REPOSITORY")):
         raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to open a pull request",
                         field="github-token", hint="set them, or use dry-run")
 
@@ -281,6 +402,7 @@ def finish(run: Run, report_path: Path | None) -> int:
     except OSError as exc:
         runner.error(f"could not write the report to {path}: {exc}")
     outputs = {"outcome": str(report.outcome), "reason": str(report.reason),
+               "proposal-path": str(run.proposal_path or ""),
                "pr-url": report.pr.url if report.pr else "", "pr-number": str(report.pr.number) if report.pr else "",
                "branch": report.pr.branch if report.pr else "", "trace-id": report.trace_id,
                "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),

@@ -92,6 +92,27 @@ class TestRun:
                 "output_tail": self.output_tail, "exit_code": self.exit_code,
                 "selection_reason": dict(self.selection_reason), "stopped_after_failures": self.stopped_after}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TestRun:
+        """A run as a report recorded it (the first job's, in two-job mode): untrusted, so only well-typed fields."""
+        def ints(key: str) -> int:
+            value = data.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        def strings(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+        status = data.get("status")
+        failures = data.get("failures") if isinstance(data.get("failures"), list) else []
+        return cls(strings("command"), strings("selected"),
+                   status if status in ("passed", "failed", "error", "timed_out", "no_tests") else "error",
+                   ints("passed"), ints("failed"), ints("errors"), ints("skipped"),
+                   float(data["duration_s"]) if isinstance(data.get("duration_s"), (int, float)) else 0.0,
+                   tuple(TestFailure(str(f.get("name", "")), str(f.get("message", ""))) for f in failures[:20]
+                         if isinstance(f, dict)),
+                   output_tail=str(data.get("output_tail") or "")[-4000:])
+
 
 @dataclass(frozen=True)
 class RegressionProof:

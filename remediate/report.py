@@ -30,6 +30,7 @@ class Report:
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     finished_at: str | None = None
     dry_run: bool = False
+    mode: str = "remediate"  # the command: remediate, or propose / deliver in two-job mode
     config_source: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     model: str | None = None
@@ -47,6 +48,7 @@ class Report:
     trace_url: str | None = None
     attempt_branch: str | None = None
     regression: RegressionProof | None = None
+    sandbox: dict[str, Any] | None = None  # how code of the change was isolated, and what was missing
 
     @property
     def cost_usd(self) -> float:
@@ -71,6 +73,7 @@ class Report:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "dry_run": self.dry_run,
+            "mode": self.mode,
             "config_source": self.config_source,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "llm": {"model": self.model, "calls": len(self.llm_calls), **totals, "cost_usd": self.cost_usd,
@@ -91,6 +94,7 @@ class Report:
                 "issue_number": self.escalation.issue_number,
                 "failed_channels": list(self.escalation.failed_channels),
                 "attempt_branch": self.escalation.attempt_branch},
+            "sandbox": self.sandbox,
             "warnings": self.warnings,
         }
 

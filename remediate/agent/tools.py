@@ -7,27 +7,29 @@ Every tool returns an observation string; refusals and mistakes are observations
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pathspec
+import re2
 
 from remediate.gitops import Git
-from remediate.guard.commands import analyse
+from remediate.guard.commands import to_argv
 from remediate.guard.commands import verdict as command_verdict
 from remediate.guard.guardrails import PathRefused, Verdict
+from remediate.guard.sandbox import Sandbox, changes_since, snapshot
 from remediate.guard.workspace import PatchError, Workspace
 from remediate.mcp.client import McpError, McpHub
 from remediate.mcp.content import function_description, function_parameters
 from remediate.outcome import Reason, Stop
-from remediate.processes import run_bounded
 from remediate.records import GuardrailEvent, TestRun
 from remediate.secrets import Redactor
 
 MAX_READ_LINES = 400
 COMMAND_TIMEOUT_S = 300
+SEARCH_TIMEOUT_S = 20  # search_code stops there and says so; its regex engine (RE2) is linear-time anyway
 MAX_OBSERVATION_CHARS = 12_000
 # Tool caches a command leaves behind: never committed (only vetted paths are), so not changes to judge.
 CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/",
@@ -81,8 +83,10 @@ BUILTIN_TOOLS = [
     _fn("finish", "The fix is complete; summarise the root cause and the change.", {"summary": _S}, ["summary"]),
     _fn("escalate", "Give up and hand over to a human, with the reason.", {"reason": _S}, ["reason"]),
 ]
-RUN_COMMAND_TOOL = _fn("run_command", "Run one allowed command (no shell) in the repository.",
-                       {"command": _S}, ["command"])
+RUN_COMMAND_TOOL = _fn("run_command", "Run one allowed command, without a shell, in a copy of the repository "
+                       "with your change; files it changes are judged like your writes. `command` is an argv array "
+                       "(or a plain string that is one simple command).",
+                       {"command": {"type": "array", "items": _S}}, ["command"])
 def mcp_function_schemas(hub: McpHub) -> list[dict[str, Any]]:
     """The allowed MCP tools as functions the model may call."""
     return [{"type": "function", "function": {"name": name,
@@ -100,7 +104,7 @@ class Toolbox:
     mcp: McpHub | None = None
     allowed_commands: list[str] = field(default_factory=list)
     blocked_commands: list[str] = field(default_factory=list)
-    command_env: Mapping[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None  # run_command runs there; without one it is not offered
     max_refusals: int = 5
     telemetry: Any = None
     events: list[GuardrailEvent] = field(default_factory=list)
@@ -108,7 +112,7 @@ class Toolbox:
 
     def schemas(self) -> list[dict[str, Any]]:
         tools = list(BUILTIN_TOOLS)
-        if self.allowed_commands:
+        if self.allowed_commands and self.sandbox:
             tools.append(RUN_COMMAND_TOOL)
         if self.mcp:
             tools += mcp_function_schemas(self.mcp)
@@ -138,7 +142,7 @@ class Toolbox:
             return "ERROR: arguments must be a JSON object."
         handler = getattr(self, f"_tool_{name}", None)
         try:
-            if handler is not None and (name != "run_command" or self.allowed_commands):
+            if handler is not None and (name != "run_command" or (self.allowed_commands and self.sandbox)):
                 text = handler(**arguments)
             elif self.mcp and name in self.mcp.tools:
                 text = self._mcp(name, arguments)
@@ -172,14 +176,17 @@ class Toolbox:
 
     def _tool_search_code(self, pattern: str, path_glob: str | None = None) -> str:
         try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            return f"ERROR: invalid regex: {exc}"
+            regex = re2.compile(str(pattern))
+        except re2.error as exc:
+            return f"ERROR: invalid regex for RE2 (no backreferences or lookaround): {exc}"
         spec = pathspec.GitIgnoreSpec.from_lines([path_glob]) if path_glob else None
         hits: list[str] = []
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
         for path in self.git.tracked_files():
             if (spec and not spec.match_file(path)) or SECRET_FILES.match_file(path):
                 continue
+            if time.monotonic() > deadline:
+                return "\n".join([*hits, f"[search stopped after {SEARCH_TIMEOUT_S} s; narrow path_glob]"])
             content = self.workspace.read(path) or ""
             for number, line in enumerate(content.splitlines(), 1):
                 if regex.search(line[:1000]):
@@ -234,41 +241,34 @@ class Toolbox:
             lines.append("output tail:\n" + run.output_tail[-2000:])
         return "\n".join(lines)
 
-    def _tool_run_command(self, command: str) -> str:
+    def _tool_run_command(self, command: object) -> str:
+        assert self.sandbox is not None
         verdict = command_verdict(command, self.allowed_commands, self.blocked_commands)
+        shown = verdict.target or str(command)
         if not verdict.allowed:
-            return self.refuse("run_command", command, verdict.rule, verdict.detail)
-        self._verdict_span("run_command", command, True)
-        analysis = analyse(command)
-        argv = list(analysis.commands[0]) if analysis.plain else ["bash", "-c", command]
-        before = self._dirty()
-        done = run_bounded(argv, self.workspace.root, self.command_env, COMMAND_TIMEOUT_S)
-        # A command writes past the diff-first path; what it changed is judged now, or put back.
-        changed = self.workspace.adopt(self._external_changes(before))
+            return self.refuse("run_command", shown, verdict.rule, verdict.detail)
+        self._verdict_span("run_command", shown, True)
+        tree = self.sandbox.copy(self.workspace.root, self.workspace.overlay())
+        try:
+            before = snapshot(tree)
+            done = self.sandbox.run(to_argv(command), tree, COMMAND_TIMEOUT_S)
+            # What the command changed in its copy is a proposal, judged like any write.
+            changed, unreadable = changes_since(tree, before, skip=CACHES.match_file)
+        finally:
+            self.sandbox.discard(tree)
         note = ""
-        if not changed.allowed:
-            note = "\n" + self.refuse("run_command", changed.target or command, changed.rule,
-                                      f"the command changed files: {changed.detail}; they were restored")
+        if unreadable:
+            note += "\n" + self.refuse("run_command", unreadable[0], "binary_content",
+                                       f"the command made {', '.join(unreadable[:5])}: not text files (or links); "
+                                       "they were not taken")
+        verdict = self.workspace.adopt(changed)
+        if not verdict.allowed:
+            note += "\n" + self.refuse("run_command", verdict.target or shown, verdict.rule,
+                                       f"the command changed files: {verdict.detail}; none of its changes were taken")
         if done.start_error:
             return f"ERROR: {done.start_error}{note}"
         status = "timed out" if done.timed_out else f"exit code {done.exit_code}"
         return f"{status}\n{done.output[-4000:]}{note}"
-
-    def _dirty(self) -> dict[str, str | None]:
-        """Files that differ from HEAD right now, with their content."""
-        return {path: self.workspace.disk(path) for path in self.git.dirty_files()}
-
-    def _external_changes(self, before: dict[str, str | None]) -> dict[str, tuple[str | None, str | None]]:
-        after_paths = set(self.git.dirty_files()) | set(before)
-        changes = {}
-        for path in sorted(after_paths):
-            if CACHES.match_file(path):
-                continue
-            was = before[path] if path in before else self.git.head_file(path)
-            now = self.workspace.disk(path)
-            if was != now:
-                changes[path] = (was, now)
-        return changes
 
     def _tool_finish(self, summary: str = "") -> str:
         raise Finished(self.redact(str(summary))[:4000])

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import random
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
+
+import pathspec
 
 from remediate.config import DeliveryConfig
 from remediate.deliver.github import GitHub, GitHubError
@@ -33,7 +38,7 @@ def attempt_branch(incident: Incident) -> str:
 
 def base_branch(git: Git, config: DeliveryConfig, github: GitHub) -> str:
     """delivery.base_branch, else the branch checked out (unless it is an earlier hotfix), else the default."""
-    current = git.current_branch()
+    current = git.branch
     if current and current.startswith(config.branch_prefix):
         current = None  # a checkout of an earlier hotfix is no base for the next one
     return config.base_branch or current or github.default_branch
@@ -57,35 +62,60 @@ def pr_title(incident: Incident) -> str:
 
 def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, base_branch: str,
                   trace_id: str, summary: str | None, branch: str | None = None) -> Commit:
+    """A commit of exactly the vetted bytes on top of the base commit recorded when the run began: built in a
+    fresh index from the change we hold in memory, never from the disk, the workspace's index or HEAD."""
     branch = branch or hotfix_branch(config, incident)
     git.run("check-ref-format", "--branch", branch)
-    original = git.current_branch() or git.head()
-    git.run("checkout", "-q", "-B", branch)
-    try:
-        return _commit(git, changes, incident, config, branch, base_branch, trace_id, summary)
-    finally:
-        # Leave the checkout on the branch it was on; the fix lives on the hotfix branch.
-        git.run("checkout", "-q", original, check=False)
-
-
-def _commit(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, branch: str,
-            base_branch: str, trace_id: str, summary: str | None) -> Commit:
-    paths = sorted(changes.files_touched)
-    # Exactly the vetted paths: never `git add -A`, whatever else the tests left in the tree.
-    # git refuses to add a path .gitignore covers; the check below names it instead of a git error.
-    git.run("add", "--all", "--", *paths, check=False)
-    staged = set(git.out("diff", "--cached", "--name-only", "-z").split("\0")) - {""}
-    if staged != set(paths):
-        missing = sorted(set(paths) - staged)
-        raise DeliveryError(Reason.NOT_COMMITTABLE, f"the vetted change could not be committed as vetted: {missing} "
-                            f"{'are' if len(missing) > 1 else 'is'} ignored by .gitignore or could not be "
-                            f"staged (staged: {sorted(staged)})")
+    entries = git.tree_entries()
+    ignored = _ignored_new_paths(git, changes, entries)
+    if ignored:
+        raise DeliveryError(Reason.NOT_COMMITTABLE, f"the vetted change could not be committed as vetted: {ignored} "
+                            f"{'are' if len(ignored) > 1 else 'is'} ignored by .gitignore")
+    with tempfile.TemporaryDirectory(prefix="remediate-index-") as scratch:
+        index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git.run("read-tree", git.base, extra_env=index)
+        for change in changes:
+            if change.renamed_from:
+                git.run("update-index", "--force-remove", "--", change.renamed_from, extra_env=index)
+            if change.after is None:
+                git.run("update-index", "--force-remove", "--", change.path, extra_env=index)
+                continue
+            blob = git.run("hash-object", "-w", "--no-filters", "--stdin",
+                           stdin=change.after.encode("utf-8")).stdout.decode().strip()
+            mode = entries.get(change.renamed_from or change.path, ("100644", ""))[0]
+            mode = mode if mode in ("100644", "100755") else "100644"
+            git.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{change.path}", extra_env=index)
+        tree = git.run("write-tree", extra_env=index).stdout.decode().strip()
     message = (f"{pr_title(incident)}\n\n{(summary or '').strip()[:2000]}\n\n"
                f"Incident-Id: {incident.id}\nTrace-Id: {trace_id}\n")
     identity = {"GIT_AUTHOR_NAME": config.bot_name, "GIT_AUTHOR_EMAIL": config.bot_email,
                 "GIT_COMMITTER_NAME": config.bot_name, "GIT_COMMITTER_EMAIL": config.bot_email}
-    Git(git.repo, {**git.env, **identity}).run("commit", "-q", "--no-verify", "-F", "-", stdin=message.encode())
-    return Commit(branch, git.head(), base_branch)
+    sha = git.run("commit-tree", tree, "-p", git.base, "-F", "-", stdin=message.encode(),
+                  extra_env=identity).stdout.decode().strip()
+    return Commit(branch, sha, base_branch)
+
+
+def _ignored_new_paths(git: Git, changes: ChangeSet, entries: Mapping[str, tuple[str, str]]) -> list[str]:
+    """New paths a .gitignore of the base (or of the change) covers: committing them anyway would ship a file the
+    repository keeps out of version control; a person decides."""
+    def gitignore(folder: str) -> str | None:
+        path = f"{folder}/.gitignore" if folder else ".gitignore"
+        if path in changes.changes:
+            return changes.changes[path].after
+        return git.base_file(path) if path in entries else None
+
+    ignored = []
+    for change in changes:
+        if change.after is None or change.path in entries:
+            continue
+        parts = change.path.split("/")
+        for depth in range(len(parts)):
+            folder = "/".join(parts[:depth])
+            rules = gitignore(folder)
+            if rules and pathspec.GitIgnoreSpec.from_lines(rules.splitlines()).match_file("/".join(parts[depth:])):
+                ignored.append(change.path)
+                break
+    return sorted(ignored)
 
 
 def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_email: str) -> None:
@@ -98,8 +128,8 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
         if lease and not _is_ours(git, lease, ref, token, incident, bot_email):
             raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} on origin has commits that remediate did not "
                                 "make; it was left untouched for a human to merge or delete")
-        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "origin",
-                       f"{commit.sha}:{ref}", token=token, check=False)
+        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", git.origin,
+                       f"{commit.sha}:{ref}", token=git.token_for_origin(token), check=False)
         if done.returncode == 0:
             return
         message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
@@ -113,12 +143,12 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
 
 
 def _remote_sha(git: Git, ref: str, token: str | None) -> str:
-    remote = git.run("ls-remote", "origin", ref, token=token).stdout.decode().split()
+    remote = git.run("ls-remote", git.origin, ref, token=git.token_for_origin(token)).stdout.decode().split()
     return remote[0] if remote else ""
 
 
 def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident, bot_email: str) -> bool:
-    git.run("fetch", "-q", "--no-tags", "origin", f"+{ref}:refs/remediate/lease", token=token)
+    git.run("fetch", "-q", "--no-tags", git.origin, f"+{ref}:refs/remediate/lease", token=git.token_for_origin(token))
     fields = git.out("log", "-1", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)", sha).split("\0")
     return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 

@@ -161,7 +161,7 @@ def push_attempt(git: Git, report: Report, token: str | None, delivery: Delivery
     branch = attempt_branch(report.incident)
     try:
         with telemetry.span("git push attempt"):
-            commit = commit_change(git, report.changes, report.incident, delivery, git.current_branch() or "HEAD",
+            commit = commit_change(git, report.changes, report.incident, delivery, git.branch or "HEAD",
                                    report.trace_id, report.agent_summary, branch=branch)
             push(git, commit, token, report.incident, delivery.bot_email)
     except Exception as exc:

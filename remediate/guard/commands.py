@@ -1,40 +1,61 @@
-"""What a shell command string would run, and whether it may. Pure: a string in, a verdict out.
+"""Whether the model may run a command. Pure: an argv in, a verdict out.
 
-The string is parsed with bashlex; every simple command it would start (in lists, pipelines,
-subshells, `$(...)` and backticks, and inside `sh -c '...'` recursively) is unwrapped from
-`sudo`, `env`, `timeout`, `xargs`, `nice` and friends, then checked against the allowlist first and
-`blocked_commands` second. What cannot be analysed with certainty is refused.
+There is no shell. A command is an argv (a JSON array), or a plain string that splits (shlex) into one
+simple command: anything a shell would give meaning to (operators, substitutions, redirections,
+variables, globs, here-documents, a leading `NAME=value`) is refused, never interpreted. Then:
+
+1. the argv must start with an entry of `guardrails.allowed_commands`, word for word;
+2. `blocked_commands` is checked on it (same program, the entry's words in order);
+3. per-program option policies refuse what would run another program or write elsewhere: shells and
+   wrappers (`sh`, `env`, `xargs`, `sudo` ...), inline code (`python -c`), `git -c`, `--output`, external
+   diff and pager options, `find -exec`, pytest's `--junitxml`, `-p`, `--rootdir`, `--basetemp` ...;
+4. no argument names a path outside the tree (absolute, or climbing with `..`).
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+import re
 import shlex
-from dataclasses import dataclass
-
-import bashlex
+from collections.abc import Sequence
 
 from remediate.guard.guardrails import Verdict
 
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"})
-UNANALYSABLE = frozenset({"eval", "source", ".", "exec", "trap", "alias", "function", "coproc", "fc", "builtin"})
-# Wrapper -> options that take a separate argument. What follows the options is the real command.
-WRAPPERS: dict[str, frozenset[str]] = {
-    "sudo": frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"}),
-    "doas": frozenset({"-u", "-C"}),
-    "env": frozenset({"-u", "-C", "-S", "--unset", "--chdir"}),
-    "timeout": frozenset({"-s", "-k", "--signal", "--kill-after"}),
-    "nice": frozenset({"-n", "--adjustment"}),
-    "ionice": frozenset({"-c", "-n", "-p", "-t"}),
-    "nohup": frozenset(),
-    "time": frozenset({"-f", "-o"}),
-    "command": frozenset(),
-    "stdbuf": frozenset({"-i", "-o", "-e"}),
-    "setsid": frozenset(),
-    "xargs": frozenset({"-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s", "--arg-file", "--delimiter",
-                        "--max-args", "--max-procs", "--max-chars", "--replace"}),
+# Programs that run another program or code given on their command line: the allowlist cannot see past them.
+RUNNERS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "fish", "busybox", "env", "sudo", "doas", "su",
+                     "xargs", "nohup", "setsid", "timeout", "nice", "ionice", "stdbuf", "time", "command",
+                     "exec", "eval", "watch", "chroot", "unshare", "nsenter", "flock", "script", "parallel",
+                     "strace", "ltrace", "gdb", "perl", "ruby", "php", "lua", "awk", "gawk", "mawk", "sed",
+                     "make", "ssh", "scp", "rsync", "curl", "wget", "nc", "ncat", "socat", "docker", "podman"})
+_SHELL_SYNTAX = re.compile(r"[|&;<>()`$*?\[\]{}~\n\r\\]|^#")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_PYTHONS = re.compile(r"^(python|python3|python3\.\d+|pypy3?)$")
+
+# program -> options refused (an option matches itself and its `--opt=value` / `-oVALUE` forms).
+OPTION_POLICIES: dict[str, tuple[str, ...]] = {
+    "git": ("-c", "--config-env", "-C", "--exec-path", "--git-dir", "--work-tree", "--namespace", "--output",
+            "-o", "--ext-diff", "--textconv", "-p", "--paginate", "--upload-pack", "--receive-pack", "--exec",
+            "-x", "--template", "--separate-git-dir"),
+    "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls"),
+    "pytest": ("--junitxml", "--junit-xml", "-p", "--rootdir", "--basetemp", "-c", "--config-file", "--confcutdir",
+               "-o", "--override-ini", "--resultlog", "--result-log", "--report-log", "--debug", "--log-file",
+               "--html", "--cov-report", "--pastebin", "--pyargs", "--import-mode", "--noconftest",
+               "--deselect", "-k", "-m"),  # -k/-m deselect failing tests as easily as they select
+    "python": ("-c", "-i"),
+    "node": ("-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader"),
+    "npm": ("exec", "x", "explore", "--script-shell", "publish"),
+    "npx": ("-c", "--call"),
+    "cp": ("-t", "--target-directory"),
+    "mv": ("-t", "--target-directory"),
+    "tar": ("-C", "--directory", "--to-command", "--use-compress-program", "-I", "--checkpoint-action"),
 }
-_NULL_SINKS = frozenset({"/dev/null"})
+# Git subcommands that run programs, rewrite config or talk to remotes.
+GIT_REFUSED = frozenset({"config", "difftool", "mergetool", "filter-branch", "filter-repo", "submodule", "bisect",
+                         "rebase", "push", "fetch", "pull", "clone", "remote", "daemon", "instaweb", "send-email",
+                         "credential", "hook", "archive", "bundle", "worktree", "gc", "maintenance", "am", "apply",
+                         "commit", "merge", "cherry-pick", "revert", "reset", "checkout", "switch", "restore",
+                         "update-ref", "update-index", "replace", "notes", "tag", "branch", "stash"})
 
 
 class CommandRefused(Exception):
@@ -44,183 +65,101 @@ class CommandRefused(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True)
-class Analysis:
-    commands: tuple[tuple[str, ...], ...]  # every argv the string would run, unwrapped
-    plain: bool  # one simple command, no shell syntax: it can run without a shell
-
-
-def analyse(command: str, depth: int = 0) -> Analysis:
-    if depth > 4:
-        raise CommandRefused("command_unanalysable", "shells nested too deep")
-    if not command.strip():
-        raise CommandRefused("command_unparsable", "empty command")
-    try:
-        trees = bashlex.parse(command)
-    except Exception as exc:  # bashlex raises several types for what it cannot parse
-        raise CommandRefused("command_unparsable", f"cannot parse the command: {exc}") from None
-    walker = _Walker(depth)
-    for tree in trees:
-        walker.visit(tree)
-    plain = len(walker.commands) == 1 and not walker.syntax and len(trees) == 1
-    return Analysis(tuple(walker.commands), plain)
-
-
-class _Walker:
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.commands: list[tuple[str, ...]] = []
-        self.syntax = False  # anything beyond one plain argv
-
-    def visit(self, node: bashlex.ast.node) -> None:
-        kind = node.kind
-        if kind == "list" or kind == "pipeline":
-            self.syntax = True
-            for part in node.parts:
-                if part.kind not in ("operator", "pipe"):
-                    self.visit(part)
-        elif kind == "compound":
-            self.syntax = True
-            for part in node.list:
-                if part.kind == "reservedword" and part.word not in ("(", ")", "{", "}"):
-                    raise CommandRefused("command_unanalysable", f"control flow ({part.word}) is not analysed")
-                if part.kind != "reservedword":
-                    self.visit(part)
-        elif kind == "command":
-            self.command(node)
-        elif kind in ("if", "for", "while", "until", "case", "function"):
-            raise CommandRefused("command_unanalysable", f"control flow ({kind}) is not analysed")
-        else:
-            raise CommandRefused("command_unanalysable", f"shell construct {kind!r} is not analysed")
-
-    def command(self, node: bashlex.ast.node) -> None:
-        argv: list[str] = []
-        for index, part in enumerate(node.parts):
-            if part.kind == "assignment":
-                self.syntax = True
-                self.substitutions(part)
-            elif part.kind == "word":
-                if not argv:
-                    _check_command_word(part)
-                self.substitutions(part)
-                argv.append(part.word)
-            elif part.kind == "redirect":
-                self.syntax = True
-                _check_redirect(part)
-            else:
-                raise CommandRefused("command_unanalysable", f"shell construct {part.kind!r} at word {index}")
-        if argv:
-            self.simple(argv)
-
-    def substitutions(self, word: bashlex.ast.node) -> None:
-        for part in getattr(word, "parts", []) or []:
-            if part.kind in ("commandsubstitution", "processsubstitution"):
-                self.syntax = True
-                self.visit(part.command)
-            elif part.kind == "parameter":
-                self.syntax = True
-
-    def simple(self, argv: list[str]) -> None:
-        argv = unwrap(argv)
-        name = posixpath.basename(argv[0])
-        if name in UNANALYSABLE:
-            raise CommandRefused("command_unanalysable", f"{argv[0]} runs code that cannot be analysed")
-        if name in SHELLS:
-            script = _shell_script(argv)
-            self.syntax = True
-            self.commands.extend(analyse(script, self.depth + 1).commands)
-            return
-        self.commands.append(tuple(argv))
-
-
-def unwrap(argv: list[str]) -> list[str]:
-    """Strip wrappers and their options (`sudo -u x`, `env A=1`, `timeout 5`, `xargs -n1`)."""
-    while argv:
-        name = posixpath.basename(argv[0])
-        if name not in WRAPPERS:
-            return argv
-        takes_argument = WRAPPERS[name]
-        rest = argv[1:]
-        while rest and (rest[0].startswith("-") or (name == "env" and "=" in rest[0])):
-            option = rest.pop(0)
-            if option == "--":
-                break
-            if option in takes_argument and rest:
-                rest.pop(0)
-            if name == "nice" and option[1:].isdigit():
-                continue
-        if name == "timeout" and rest:
-            rest.pop(0)  # the duration
-        if not rest:
-            return argv  # the wrapper alone (`env` prints the environment): judged as itself
-        argv = rest
+def to_argv(command: object) -> list[str]:
+    """An argv from the model's `command`: a JSON array of strings, or a plain string that is one simple command."""
+    if isinstance(command, str) and command.strip().startswith("["):
+        try:
+            command = json.loads(command)
+        except json.JSONDecodeError as exc:
+            raise CommandRefused("command_unparsable", f"not a JSON array: {exc.msg}") from None
+    if isinstance(command, list):
+        if not command or not all(isinstance(word, str) for word in command):
+            raise CommandRefused("command_unparsable", "an argv is a non-empty array of strings")
+        argv = list(command)
+    elif isinstance(command, str):
+        if _SHELL_SYNTAX.search(command):
+            raise CommandRefused("command_not_simple", "commands run without a shell: operators, substitutions, "
+                                 "redirections, variables and globs are not allowed; send one command as an argv "
+                                 "array")
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            raise CommandRefused("command_unparsable", f"cannot split the command: {exc}") from None
+        if not argv:
+            raise CommandRefused("command_unparsable", "empty command")
+    else:
+        raise CommandRefused("command_unparsable", "command must be an argv array or a string")
+    if any("\x00" in word for word in argv):
+        raise CommandRefused("command_unparsable", "NUL in an argument")
+    if _ASSIGNMENT.match(argv[0]):
+        raise CommandRefused("command_env_assignment", f"{argv[0].split('=')[0]}=...: the environment is not the "
+                             "model's to set")
     return argv
 
 
-def _shell_script(argv: list[str]) -> str:
-    for i, word in enumerate(argv[1:], 1):
-        if word == "-c" or (word.startswith("-") and not word.startswith("--") and "c" in word[1:]):
-            if i + 1 < len(argv):
-                return argv[i + 1]
-            break
-    raise CommandRefused("command_unanalysable", f"{argv[0]} without -c runs a script or stdin that cannot be analysed")
-
-
-def _check_command_word(word: bashlex.ast.node) -> None:
-    for part in getattr(word, "parts", []) or []:
-        if part.kind in ("parameter", "commandsubstitution", "processsubstitution"):
-            raise CommandRefused("command_unanalysable", "a variable or substitution in command position")
-    if any(c in word.word for c in "*?[]{}~$`"):
-        raise CommandRefused("command_unanalysable", f"{word.word!r} in command position is not a plain name")
-
-
-def _check_redirect(node: bashlex.ast.node) -> None:
-    kind = node.type
-    if kind in ("<<", "<<-", "<<<"):
-        raise CommandRefused("command_unanalysable", "here-documents and here-strings are not analysed")
-    target = node.output
-    if isinstance(target, int) or (kind in (">&", "<&") and getattr(target, "word", "").isdigit()):
-        return  # 2>&1: duplicating a descriptor writes no file
-    word = getattr(target, "word", "")
-    if kind == "<":
-        return  # reading a file is not a write
-    if word in _NULL_SINKS:
-        return
-    raise CommandRefused("command_redirect", f"redirecting output to {word!r} would write a file past the guardrails")
-
-
-def verdict(command: str, allowed: list[str], blocked: list[str]) -> Verdict:
-    """Allowlist first, blocked_commands second, for every command the string would run."""
+def verdict(command: object, allowed: Sequence[str], blocked: Sequence[str]) -> Verdict:
+    """Allowlist, then blocked_commands, then the option policies and paths."""
     try:
-        analysis = analyse(command)
+        argv = to_argv(command)
+        _check(argv, allowed, blocked)
     except CommandRefused as refused:
-        return Verdict.refuse(refused.rule, refused.detail, command)
-    allowed_words = [shlex.split(entry) for entry in allowed]
-    blocked_words = [shlex.split(entry) for entry in blocked]
-    for argv in analysis.commands:
-        shown = " ".join(argv)[:120]
-        if not any(_starts_with(argv, words) for words in allowed_words):
-            return Verdict.refuse("command_not_allowed", f"{shown!r} is not in guardrails.allowed_commands", command)
-        for words in blocked_words:
-            if _contains(argv, words):
-                return Verdict.refuse("blocked_command", f"{shown!r} matches blocked_commands entry "
-                                      f"{' '.join(words)!r}", command)
+        return Verdict.refuse(refused.rule, refused.detail, _shown(command))
     return Verdict.allow()
 
 
-def _starts_with(argv: tuple[str, ...], words: list[str]) -> bool:
-    # A bare allowlisted name does not admit a binary picked by path (`./pytest`, `/tmp/x/pytest`).
-    return bool(words) and list(argv[: len(words)]) == words
+def _shown(command: object) -> str:
+    return command if isinstance(command, str) else shlex.join(map(str, command)) if isinstance(command, list) \
+        else repr(command)
 
 
-def _contains(argv: tuple[str, ...], words: list[str]) -> bool:
+def _check(argv: list[str], allowed: Sequence[str], blocked: Sequence[str]) -> None:
+    shown = shlex.join(argv)[:120]
+    if not any(words and argv[: len(words)] == words for words in map(shlex.split, allowed)):
+        # A bare allowlisted name does not admit a binary picked by path (`./pytest`, `/tmp/x/pytest`).
+        raise CommandRefused("command_not_allowed", f"{shown!r} is not in guardrails.allowed_commands")
+    for words in map(shlex.split, blocked):
+        if _contains(argv, words):
+            raise CommandRefused("blocked_command", f"{shown!r} matches blocked_commands entry {' '.join(words)!r}")
+    program = posixpath.basename(argv[0])
+    if program in RUNNERS:
+        raise CommandRefused("command_runs_programs", f"{program} runs other programs or code; the allowlist "
+                             "names the programs themselves")
+    options, start = _options_of(argv)
+    for option in argv[start:]:
+        for refused in options:
+            if option == refused or option.startswith(refused + "=") or (len(refused) == 2 and
+                                                                          option.startswith(refused)):
+                raise CommandRefused("command_option", f"{program} {refused} runs other programs, writes elsewhere "
+                                     "or changes how tests are judged")
+    if program == "git":
+        sub = next((a for a in argv[1:] if not a.startswith("-")), None)
+        if sub in GIT_REFUSED:
+            raise CommandRefused("command_option", f"git {sub} changes the repository, its config or remotes, or "
+                                 "runs other programs")
+    for word in argv[1:]:
+        value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+        if value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/"):
+            raise CommandRefused("path_outside_repo", f"{word!r} names a path outside the repository")
+
+
+def _options_of(argv: list[str]) -> tuple[tuple[str, ...], int]:
+    """The refused options for this argv, and where its options start (`python -m pytest`: after the module)."""
+    program = posixpath.basename(argv[0])
+    if _PYTHONS.match(program):
+        if len(argv) > 2 and argv[1] == "-m":
+            return OPTION_POLICIES.get(argv[2], ()), 3
+        return (*OPTION_POLICIES["python"], "-m"), 1
+    return OPTION_POLICIES.get(program, ()), 1
+
+
+def _contains(argv: Sequence[str], words: Sequence[str]) -> bool:
     """`kubectl apply` blocks `/usr/bin/kubectl --context prod apply -f x`: same program, words in order."""
     if not words or posixpath.basename(argv[0]) != posixpath.basename(words[0]):
         return False
     position = 1
     for word in words[1:]:
         try:
-            position = argv.index(word, position) + 1
+            position = list(argv).index(word, position) + 1
         except ValueError:
             return False
     return True

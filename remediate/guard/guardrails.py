@@ -20,6 +20,13 @@ NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
     "/.remediate/",  # the action's own data, such as the coverage map that decides which tests run
 ])
 
+# The test runner's configuration decides the verdict, so the change being judged cannot change it: every
+# test run uses these files as the base commit has them (docs/safety.md, "An honest verdict").
+TEST_RUNNER_CONFIG = pathspec.GitIgnoreSpec.from_lines([
+    "conftest.py", "/pytest.ini", "/.pytest.ini", "/tox.ini", "/setup.cfg", "/pyproject.toml",
+    "sitecustomize.py", "usercustomize.py", "*.pth",
+])
+
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ def normalise_repo_path(raw: object) -> str:
     if "\x00" in raw or any(ord(c) < 32 for c in raw):
         raise PathRefused("path_invalid", "path contains control characters")
     path = raw.strip().replace("\\", "/")
+    if path.startswith("-"):
+        raise PathRefused("path_invalid", f"{raw!r} is an option, not a path")
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         raise PathRefused("path_outside_repo",
                           f"absolute path {raw!r} is not allowed; use a path relative to the repository root")
@@ -94,6 +103,9 @@ def check_path(path: str, policy: WritePolicy) -> Verdict:
     if NEVER_WRITABLE.match_file(path) or NEVER_WRITABLE.match_file(path.lower()):
         return Verdict.refuse("never_writable", f"{path} is never writable (git internals, CI workflows and "
                               "the remediate configuration cannot be changed by the agent)", path)
+    if TEST_RUNNER_CONFIG.match_file(path):
+        return Verdict.refuse("test_config", f"{path} configures the test runner that judges the change; it is "
+                              "taken from the base commit and cannot be changed by the agent", path)
     if policy.is_protected(path):
         return Verdict.refuse("protected_file", f"{path} matches protected_files", path)
     if not policy.in_scope(path):

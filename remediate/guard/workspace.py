@@ -77,26 +77,43 @@ class Workspace:
     def disk(self, path: str) -> str | None:
         return self._on_disk(path)
 
-    def adopt(self, external: dict[str, tuple[str | None, str | None]]) -> Verdict:
-        """Files a process changed behind our back: judged like any write; refused ones are put back."""
+    def adopt(self, external: dict[str, str | None]) -> Verdict:
+        """Files a command changed in its sandbox copy (path -> content, None: deleted): judged like any write, and
+        written here only when the verdict allows the whole of it."""
         if not external:
             return Verdict.allow()
         proposed = self.changes
-        for path, (was, now) in external.items():
-            original = self.changes.changes[path].before if path in self.changes.changes else was
-            proposed = proposed.with_content(path, original, now)
-        verdict = check_change_set(proposed, self.policy)
-        if verdict.allowed:
-            self.changes = proposed
-            return verdict
-        for path, (was, _) in external.items():
+        for raw, now in sorted(external.items()):
+            path = self.resolve(raw)
+            proposed = proposed.with_content(path, self.original(path), now)
+        return self.propose(proposed)
+
+    def restore(self) -> None:
+        """Put the checkout's files back as they were before the run: once the change is committed, it lives on its
+        branch. The change itself is kept, for the report."""
+        for path, content in self.overlay(before=True).items():
             target = self.root / path
-            if was is None:
-                target.unlink(missing_ok=True)
+            if content is None:
+                if target.is_file() and not target.is_symlink():
+                    target.unlink()
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(was, encoding="utf-8")
-        return verdict
+                target.write_text(content, encoding="utf-8", newline="")
+
+    def overlay(self, before: bool = False) -> dict[str, str | None]:
+        """The change as files to write over a copy of the checkout: its vetted content, or with `before` the
+        content before the run (None: the file does not exist)."""
+        files: dict[str, str | None] = {}
+        for change in self.changes:
+            if before:
+                files[change.path] = None if change.renamed_from else change.before
+                if change.renamed_from:
+                    files[change.renamed_from] = change.before
+            else:
+                files[change.path] = change.after
+                if change.renamed_from:
+                    files[change.renamed_from] = None
+        return files
 
     def _on_disk(self, path: str) -> str | None:
         target = self.root / path

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from remediate.processes import run_bounded
+from remediate.processes import Finished, run_bounded
 from remediate.records import TestFailure, TestRun
 
 OUTPUT_TAIL_CHARS = 4000
@@ -37,19 +37,24 @@ def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str
     return command
 
 
+Launch = Callable[[Sequence[str], Path, Mapping[str, str], float], Finished]
+
+
 def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env: Mapping[str, str],
               timeout_s: float, reason: Mapping[str, str] | None = None, junit_glob: str | None = None,
-              max_failures: int = 0) -> TestRun:
-    """`max_failures` stops pytest once that many tests failed, when the outcome is decided anyway."""
-    with tempfile.TemporaryDirectory(prefix="remediate-junit-") as tmp:
-        junit = os.path.join(tmp, "junit.xml")
+              max_failures: int = 0, launch: Launch = run_bounded, junit_dir: Path | None = None) -> TestRun:
+    """`max_failures` stops pytest once that many tests failed, when the outcome is decided anyway. `launch` starts
+    the command (the sandbox's, for code of the change); the JUnit report goes to `junit_dir`, which it must be
+    able to write."""
+    with tempfile.TemporaryDirectory(prefix="remediate-junit-") as own:
+        junit = os.path.join(junit_dir or own, "junit.xml")
         command = build_command(template, tests, junit, max_failures)
         capped = any(part.startswith("--maxfail=") for part in command)
         stale = set(repo.glob(junit_glob)) if junit_glob else set()
         for old in stale:
             old.unlink()  # reports from an earlier run must not pass for this one
         started = time.monotonic()
-        done = run_bounded(command, repo, env, timeout_s)
+        done = launch(command, repo, env, timeout_s)
         run = TestRun(tuple(command), tuple(tests), "error", duration_s=time.monotonic() - started,
                       output_tail=(done.start_error or done.output)[-OUTPUT_TAIL_CHARS:], exit_code=done.exit_code,
                       selection_reason=reason or {})

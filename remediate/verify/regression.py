@@ -2,17 +2,11 @@
 pass after; and a baseline of the selected tests before the fix, so a failure that was already
 there is reported as such instead of being blamed on the fix.
 
-The judgement is pure (`judge`); `run_before` is the edge: a clean worktree of the base commit
-with the fix's test files copied in."""
+Pure: the runs themselves are verify/runner.py's (the code before the fix is a sandbox copy with the
+change taken back out and the fix's test code put in)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-
-from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
 from remediate.guard.testfiles import is_test_code, is_test_module
 from remediate.records import RegressionProof, TestRun
@@ -70,26 +64,3 @@ def _first_line(message: str) -> str:
 def blamed_failures(after: TestRun, proof: RegressionProof) -> list[str]:
     """Failures after the fix that were not already failing before it."""
     return [name for name in after.failed_tests if name not in proof.pre_existing_failures]
-
-
-def run_before(git: Git, changes: ChangeSet, selected: list[str],
-               run: Callable[[Path, list[str]], TestRun]) -> TestRun | None:
-    """The selected tests, plus the fix's test files, on a clean checkout of the code before the fix."""
-    work = Path(tempfile.mkdtemp(prefix="remediate-before-"))
-    tree = work / "tree"
-    try:
-        if git.run("worktree", "add", "--detach", "-q", str(tree), "HEAD", check=False).returncode != 0:
-            return None
-        for path in changed_test_code(changes):
-            target = tree / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(changes.changes[path].after or "", encoding="utf-8")
-        # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
-        present = [p for p in selected if (tree / p.split("::", 1)[0]).exists()]
-        if selected and not present:
-            return None
-        return run(tree, present)  # no selection: the whole suite, as after the fix
-    finally:
-        git.run("worktree", "remove", "--force", str(tree), check=False)
-        git.run("worktree", "prune", check=False)
-        shutil.rmtree(work, ignore_errors=True)

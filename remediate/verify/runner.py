@@ -1,24 +1,28 @@
 """The one way tests run in a run: the agent's `run_tests`, the final run and the regression proof all go
-through `TestRunner`, so selection, environment, limits and redaction are the same for each."""
+through `TestRunner`, so selection, environment, limits and redaction are the same for each. Every run is
+in the sandbox, on a fresh copy of the checkout with the vetted change (or, for the regression proof, the
+code before it) written over it: what is tested is what is delivered, and nothing a test does reaches
+the checkout."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from remediate.guard.changes import ChangeSet
 from remediate.guard.guardrails import PathRefused
+from remediate.guard.sandbox import Sandbox
 from remediate.guard.workspace import Workspace
 from remediate.outcome import Reason, Stop
-from remediate.processes import run_bounded
+from remediate.processes import Finished
 from remediate.records import RegressionProof, TestRun
 from remediate.run import Setup
-from remediate.secrets import scrubbed_env
 from remediate.verify.coverage_map import CoverageMap
 from remediate.verify.execute import run_tests
-from remediate.verify.regression import blamed_failures, changed_tests, judge, run_before
+from remediate.verify.regression import blamed_failures, changed_test_code, changed_tests, judge
 from remediate.verify.selection import select_with_coverage
 
 
@@ -34,12 +38,19 @@ class Verified:
         return blamed_failures(self.run, self.proof)
 
 
-def install(setup: Setup) -> None:
-    """tests.setup, before any money is spent: if the project's test dependencies cannot be installed, no test
-    can run, and on-call hears why."""
+def install(setup: Setup, sandbox: Sandbox) -> None:
+    """tests.setup, before any money is spent, in the sandbox with pip's target its dependency folder (on every
+    later run's PYTHONPATH, read-only once this has run): if the project's test dependencies cannot be
+    installed, no test can run, and on-call hears why."""
     config = setup.config.tests
-    with setup.telemetry.span("test_setup"):
-        done = run_bounded(config.setup, setup.repo, scrubbed_env(setup.environ, config.env), config.timeout_seconds)
+    tree = sandbox.copy(setup.repo)
+    try:
+        with setup.telemetry.span("test_setup"):
+            done = sandbox.run(config.setup, tree, config.timeout_seconds,
+                               {"PIP_TARGET": str(sandbox.deps), "PIP_NO_WARN_SCRIPT_LOCATION": "1"})
+    finally:
+        sandbox.discard(tree)
+        sandbox.freeze_deps()
     tail = setup.redact("\n".join(done.output.splitlines()[-30:]))
     if done.timed_out or done.exit_code != 0:
         why = (f"timed out after {config.timeout_seconds:g} s" if done.timed_out
@@ -53,6 +64,7 @@ class TestRunner:
 
     setup: Setup
     workspace: Workspace
+    sandbox: Sandbox
     warnings: list[str] = field(default_factory=list)
     coverage: CoverageMap | None = None
     _base: tuple[list[str], dict[str, str]] | None = None
@@ -60,9 +72,8 @@ class TestRunner:
     def __post_init__(self) -> None:
         self.coverage = self._load_coverage_map()  # read before the model acts
 
-    @property
-    def env(self) -> dict[str, str]:
-        return scrubbed_env(self.setup.environ, self.setup.config.tests.env)
+    def _launch(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float) -> Finished:
+        return self.sandbox.run(argv, cwd, timeout_s, env)
 
     def run(self, paths: list[str] | None = None, complete: bool = False) -> TestRun:
         """The given test paths, or the tests the workspace's change affects (by tests.mode)."""
@@ -87,7 +98,7 @@ class TestRunner:
                 reason = {"(whole suite)": "no test exercises the change (tests.when_none_selected: run_all)"}
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
-        return self.execute(self.setup.repo, paths, reason, complete)
+        return self._on_copy(self.workspace.overlay(), paths, reason, complete)
 
     def verify(self) -> Verified:
         """The final run on the change, then the regression proof: the new tests and the selection on the code
@@ -98,8 +109,7 @@ class TestRunner:
         before = None
         if new_tests or not run.ok:
             with self.setup.telemetry.span("regression_proof"):
-                before = run_before(self.setup.git, changes, list(run.selected),
-                                    lambda tree, paths: self.execute(tree, paths, {}, complete=True))
+                before = self._before(changes, list(run.selected))
         verified = Verified(run, judge(new_tests, before, run))
         if not run.ok and not run.complete and not verified.blamed:
             # Stopped early on failures that all predate the fix: the tests not yet run decide.
@@ -107,13 +117,41 @@ class TestRunner:
             verified = Verified(run, judge(new_tests, before, run))
         return verified
 
+    def _before(self, changes: ChangeSet, selected: list[str]) -> TestRun | None:
+        """The selected tests, plus the fix's test files (and the test code they need), on the code before the
+        fix. None when no selected test exists there."""
+        overlay = self.workspace.overlay(before=True)
+        overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
+        tree = self.sandbox.copy(self.setup.repo, overlay)
+        try:
+            # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
+            present = [p for p in selected if (tree / p.split("::", 1)[0]).exists()]
+            if selected and not present:
+                return None
+            return self.execute(tree, present, {}, complete=True)  # no selection: the whole suite, as after
+        finally:
+            self.sandbox.discard(tree)
+
+    def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
+                 complete: bool) -> TestRun:
+        tree = self.sandbox.copy(self.setup.repo, overlay)
+        try:
+            return self.execute(tree, paths, reason, complete)
+        finally:
+            self.sandbox.discard(tree)
+
     def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False) -> TestRun:
         config = self.setup.config.tests
-        with self.setup.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
-            run = run_tests(root, config.command, paths, env=self.env, timeout_s=config.timeout_seconds,
-                            reason=reason, junit_glob=config.junit_glob,
-                            max_failures=0 if complete else config.max_failures)
-            span.set_attribute("remediate.tests.status", run.status)
+        junit_dir = self.sandbox.scratch()
+        try:
+            with self.setup.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
+                run = run_tests(root, config.command, paths, env={}, timeout_s=config.timeout_seconds,
+                                reason=reason, junit_glob=config.junit_glob,
+                                max_failures=0 if complete else config.max_failures, launch=self._launch,
+                                junit_dir=junit_dir)
+                span.set_attribute("remediate.tests.status", run.status)
+        finally:
+            self.sandbox.discard(junit_dir)
         return replace(run, output_tail=self.setup.redact(run.output_tail))
 
     def _load_coverage_map(self) -> CoverageMap | None:

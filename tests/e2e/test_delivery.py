@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -98,7 +99,9 @@ def test_two_concurrent_runs_end_with_one_pull_request(remediate, github, mcp, t
                                 {"github-token": github.token},
                                 {"OPENAI_BASE_URL": llms[i].base_url, "OPENAI_API_KEY": llms[i].api_key,
                                  "INCIDENT_MCP_TOKEN": mcp.token, "GITHUB_API_URL": github.api_url,
-                                 "GITHUB_REPOSITORY": "acme/user-service"})
+                                 "GITHUB_REPOSITORY": "acme/user-service",
+                                 # Runs sharing a host need a sandbox user each (the sweep ends all of a user's).
+                                 "REMEDIATE_SANDBOX_UID": str(int(os.environ["REMEDIATE_SANDBOX_UID"]) + 8000 * (i + 1))})
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for thread in threads:

@@ -253,15 +253,17 @@ def test_a_raw_alertmanager_body_is_remediated_like_a_canonical_one(remediate):
     assert "https://runbooks.example/user-service/memory" in out.github.pulls[0]["body"]
 
 
-SETUP_CHECK = '''from pathlib import Path
+SETUP_CHECK = '''import os
+from pathlib import Path
 
 
 def pytest_configure(config):
-    if not (Path(__file__).parent.parent / ".test-deps" / "installed").exists():
+    if not (Path(os.environ["REMEDIATE_DEPS"]) / "installed").read_text() == "no key here":
         raise RuntimeError("the project's test dependencies are missing: tests.setup did not run")
 '''
-SETUP = ("import os, pathlib; p = pathlib.Path('.test-deps'); p.mkdir(); "
-         "(p / 'installed').write_text(os.environ.get('OPENAI_API_KEY', 'no key here'))")
+SETUP = ("import os, pathlib; p = pathlib.Path(os.environ['REMEDIATE_DEPS']); "
+         "(p / 'installed').write_text(os.environ.get('OPENAI_API_KEY', 'no key here')); "
+         "pathlib.Path('made-by-setup').write_text('x')")
 
 
 def test_tests_setup_runs_once_before_the_tests_without_secrets(remediate):
@@ -270,8 +272,9 @@ def test_tests_setup_runs_once_before_the_tests_without_secrets(remediate):
     run = out.run
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.report["tests"]["status"] == "passed"
-    # It ran in the checkout, with the same scrubbed environment as the tests.
-    assert (out.repo.workspace / ".test-deps" / "installed").read_text() == "no key here"
+    # It ran in a copy of the checkout, with the same scrubbed environment as the tests; what it installed in
+    # REMEDIATE_DEPS reached the tests (the conftest checks), what it wrote in its copy reached nothing.
+    assert not (out.repo.workspace / "made-by-setup").exists()
     assert "test_setup" in run.report["timings"]
     # What it made is no part of the fix.
     assert [c["path"] for c in run.report["changes"]] == ["app/users/service.py", "tests/test_audit_log_bounded.py"]

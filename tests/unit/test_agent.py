@@ -46,9 +46,12 @@ def _call(name: str, **args: Any) -> Completion:
 
 def _agent(tmp_path: Path, replies: list[Any], **kw: Any) -> Agent:
     (tmp_path / "a.py").write_text("x = 1\n")
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null"}
+    commit = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i", "--allow-empty"]
+    for args in (["init", "-q"], ["add", "-A"], commit):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
     toolbox = Toolbox(Workspace(tmp_path, WritePolicy(scope_files=None)), Redactor(),
-                      lambda paths: TestRun(("pytest",), (), "passed", passed=1), Git(tmp_path, dict(os.environ)))
+                      lambda paths: TestRun(("pytest",), (), "passed", passed=1), Git.open(tmp_path, dict(os.environ)))
     options = {"max_calls": 10, "max_seconds": 60, "max_tokens": 1000, "retries": 0, **kw}
     return Agent(Scripted(replies), toolbox, BudgetMeter(Price(0.4, 0.1, 1.6), kw.pop("budget", 1.0)),
                  setup(TelemetryConfig()), "openai", **options)

@@ -33,9 +33,23 @@ def test_refused_paths(path, rule):
 
 
 @pytest.mark.parametrize("path", ["app/users/service.py", "tests/test_service.py", "app/users/test_x.py",
-                                  "tests/conftest.py", "web/src/a.test.ts", "config/staging.yaml"[:0] or "conftest.py"])
+                                  "tests/helpers.py", "web/src/a.test.ts"])
 def test_allowed_paths(path):
     assert check_path(path, POLICY).allowed
+
+
+@pytest.mark.parametrize("path", ["conftest.py", "tests/conftest.py", "tests/web/conftest.py", "pytest.ini", "tox.ini",
+                                  "setup.cfg", "pyproject.toml", "sitecustomize.py", "app/evil.pth"])
+def test_the_test_runner_configuration_is_never_the_models(path):
+    verdict = check_path(path, WritePolicy(PROTECTED, scope_files=None))
+    assert not verdict.allowed and verdict.rule == "test_config"
+
+
+@pytest.mark.parametrize("raw", ["-p", "--junitxml=/tmp/x", "-k not leak"])
+def test_a_path_is_never_an_option(raw):
+    with pytest.raises(PathRefused) as refused:
+        normalise_repo_path(raw)
+    assert refused.value.rule == "path_invalid"
 
 
 def test_whole_repo_scope_still_refuses_protected():

@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from remediate.agent.tools import Finished, GaveUp, RefusalLimit, Toolbox
 from remediate.gitops import Git
 from remediate.guard.guardrails import WritePolicy
+from remediate.guard.sandbox import Sandbox
 from remediate.guard.workspace import Workspace
 from remediate.secrets import Redactor
 from remediate.verify.execute import TestRun
@@ -17,11 +19,16 @@ from remediate.verify.execute import TestRun
 def toolbox(tmp_path: Path) -> Toolbox:
     (tmp_path / "app.py").write_text("a = 1\nb = 2\n")
     (tmp_path / ".env").write_text("SECRET=ghp_abcdefghijklmnopqrstuvwxyz0123456789\n")
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    _commit(tmp_path)
     workspace = Workspace(tmp_path, WritePolicy((".env",), scope_files=None))
     return Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
-                   Git(tmp_path, {"PATH": os.environ["PATH"]}), max_refusals=3)
+                   Git.open(tmp_path, {"PATH": os.environ["PATH"]}), max_refusals=3)
+
+
+def _commit(folder: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(folder), "GIT_CONFIG_GLOBAL": "/dev/null"}
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, env=env)
 
 
 def test_read_search_edit_round_trip(toolbox):
@@ -67,31 +74,34 @@ def test_finish_and_escalate_end_the_loop(toolbox):
 
 
 @pytest.fixture
-def commanding(tmp_path: Path) -> Toolbox:
-    (tmp_path / "app.py").write_text("a = 1\n")
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "production.yaml").write_text("replicas: 3\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_GLOBAL": "/dev/null"}
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"]):
-        subprocess.run(["git", *args], cwd=tmp_path, check=True, env=env)
-    workspace = Workspace(tmp_path, WritePolicy(("config/production.*",), scope_files=None))
-    return Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
-                   Git(tmp_path, env), allowed_commands=["cp", "cat", "sed"], blocked_commands=["sed -i"],
-                   command_env=env, max_refusals=10)
+def commanding(tmp_path: Path) -> Iterator[Toolbox]:
+    repo = tmp_path / "repo"
+    (repo / "config").mkdir(parents=True)
+    (repo / "app.py").write_text("a = 1\n")
+    (repo / "config" / "production.yaml").write_text("replicas: 3\n")
+    _commit(repo)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    sandbox = Sandbox(env, [repo])
+    workspace = Workspace(repo, WritePolicy(("config/production.*",), scope_files=None))
+    yield Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
+                  Git.open(repo, env), allowed_commands=["cp", "cat", "touch", "ln", "mkfifo"],
+                  blocked_commands=["cp -f"], sandbox=sandbox, max_refusals=10)
+    sandbox.close()
 
 
 def test_commands_run_without_secrets_and_report_output(commanding, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_abcdefghijklmnopqrstuvwxyz0123456789")
     assert commanding.execute("run_command", json.dumps({"command": "cat app.py"})) == "exit code 0\na = 1\n"
+    assert commanding.execute("run_command", json.dumps({"command": ["cat", "app.py"]})) == "exit code 0\na = 1\n"
     assert "run_command" in {t["function"]["name"] for t in commanding.schemas()}
 
 
-def test_a_command_writing_a_protected_file_is_undone(commanding):
+def test_a_command_writing_a_protected_file_changes_nothing(commanding):
     root = commanding.workspace.root
     result = commanding.execute("run_command", json.dumps({"command": "cp app.py config/production.yaml"}))
-    assert "REFUSED (protected_file)" in result and "restored" in result
+    assert "REFUSED (protected_file)" in result and "none of its changes were taken" in result
     assert (root / "config" / "production.yaml").read_text() == "replicas: 3\n"
-    assert commanding.events[-1].rule == "protected_file"
+    assert commanding.events[-1].rule == "protected_file" and len(commanding.workspace.changes) == 0
 
 
 def test_a_command_writing_an_allowed_file_joins_the_change(commanding):
@@ -99,11 +109,21 @@ def test_a_command_writing_an_allowed_file_joins_the_change(commanding):
     assert result.startswith("exit code 0")
     assert commanding.workspace.changes.files_touched == {"app_copy.py"}
     assert commanding.workspace.changes.changes["app_copy.py"].status == "added"
+    assert (commanding.workspace.root / "app_copy.py").read_text() == "a = 1\n"  # written after the verdict
+
+
+def test_links_and_special_files_a_command_makes_are_not_taken(commanding):
+    for argv in (["ln", "-s", "config/production.yaml", "link.yaml"], ["mkfifo", "pipe"]):
+        result = commanding.execute("run_command", json.dumps({"command": argv}))
+        assert "REFUSED (binary_content)" in result, result
+    root = commanding.workspace.root
+    assert not (root / "link.yaml").exists() and not (root / "pipe").exists()
+    assert len(commanding.workspace.changes) == 0
 
 
 def test_blocked_and_compound_commands(commanding):
     assert "REFUSED (blocked_command)" in commanding.execute("run_command", json.dumps(
-        {"command": "sed -i s/1/2/ app.py"}))
-    assert (commanding.workspace.root / "app.py").read_text() == "a = 1\n"
+        {"command": "cp -f app.py x.py"}))
     out = commanding.execute("run_command", json.dumps({"command": "cat app.py && cat app.py | cat"}))
-    assert out == "exit code 0\na = 1\na = 1\n"
+    assert "REFUSED (command_not_simple)" in out
+    assert len(commanding.workspace.changes) == 0

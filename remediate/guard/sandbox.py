@@ -1,0 +1,414 @@
+"""Where code the change can make run is run: tests, the regression proof, tests.setup, the coverage-map
+command and run_command. It is as untrusted as the model, so it gets
+
+- a disposable copy of the tree (no `.git`), never the workspace we deliver from;
+- another user when we are root (`remediate-sandbox` from the image, else a dedicated unassigned uid), with
+  no new privileges and no capabilities: it cannot read our environment, memory or files, and the
+  workspace, HOME, RUNNER_TEMP and the runner's file-command folders are closed to it while it runs;
+- a HOME and TMPDIR of its own for each run, no stdin, its output captured (never our stdout), a
+  scrubbed environment;
+- an end: when the command exits or times out, every process it started is killed, daemons and `setsid`
+  children included (a sweep of the sandbox user's processes, and this process as child subreaper).
+
+Where we cannot switch user (a local run as a normal user), `isolation` says so and the other layers hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from remediate.processes import Finished
+
+SANDBOX_USER = "remediate-sandbox"
+# Used when the image's user does not exist (root outside the image): an id no distribution assigns.
+FALLBACK_UID = 64_999
+MAX_OUTPUT_BYTES = 1_000_000
+MAX_FILE_BYTES = 2_000_000  # a file a command makes that is larger is not taken as a change
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class Identity:
+    uid: int | None  # None: the command runs as we do
+    gid: int | None
+    name: str
+
+    @property
+    def switched(self) -> bool:
+        return self.uid is not None
+
+
+def sandbox_identity() -> Identity:
+    """The image's sandbox user; REMEDIATE_SANDBOX_UID names another one (runs sharing a host each need their own:
+    the sweep at the end of a command ends every process of that user)."""
+    if os.geteuid() != 0:
+        return Identity(None, None, pwd.getpwuid(os.geteuid()).pw_name)
+    chosen = os.environ.get("REMEDIATE_SANDBOX_UID", "")
+    if chosen.isdigit() and int(chosen) > 0:
+        return Identity(int(chosen), int(chosen), SANDBOX_USER)
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+        return Identity(entry.pw_uid, entry.pw_gid, SANDBOX_USER)
+    except KeyError:
+        return Identity(FALLBACK_UID, FALLBACK_UID, SANDBOX_USER)
+
+
+def _become_subreaper() -> bool:
+    """Orphans of sandboxed processes (a `setsid` daemon whose parent exited) become our children, so they
+    can be found and ended; without it they would belong to init."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children() -> set[int]:
+    """Our direct children, from /proc."""
+    me = os.getpid()
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == me:
+                found.add(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as handle:
+                for line in handle:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(entry.name))
+                        break
+        except OSError:
+            continue
+    return pids
+
+
+@dataclass
+class Sandbox:
+    """One per run: a private root for the copies, the identity, and the folders closed while code runs."""
+
+    environ: Mapping[str, str]  # already scrubbed: what a sandboxed process may see
+    closed: Sequence[Path] = ()  # folders the sandbox user must not enter (workspace, HOME, runner files)
+    identity: Identity = field(default_factory=sandbox_identity)
+    root: Path = field(init=False)
+    deps: Path = field(init=False)  # tests.setup installs here (PIP_TARGET); read-only once it has run
+    # Written into every copy first: tracked files of a dirty checkout, as the base commit has them.
+    base_overlay: dict[str, str | None] = field(default_factory=dict)
+    subreaper: bool = field(init=False, default=False)
+    fallback: str | None = field(init=False, default=None)  # why the user switch was given up, if it was
+    _modes: dict[Path, int] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="remediate-sandbox-"))
+        os.chmod(self.root, 0o711)  # the sandbox user may enter its own copies, not list the others
+        self.deps = self.root / "deps"
+        self._mkdir(self.deps)
+        self.subreaper = _become_subreaper()
+
+    def probe(self, program: str) -> None:
+        """Give up the user switch, saying why, when the sandbox user cannot start the test program (an
+        interpreter under a folder only we may enter, as on a developer's machine)."""
+        if not self.identity.switched:
+            return
+        tree = self.scratch()
+        try:
+            done = self.run([program, "--version"], tree, 60)
+        finally:
+            self.discard(tree)
+        if done.start_error or done.exit_code in (126, 127) or "Permission denied" in done.output:
+            said = (done.start_error or done.output)[:200].strip()
+            self.fallback = f"{self.identity.name} cannot start {program!r} ({said}); commands run as this user instead"
+            self.identity = Identity(None, None, pwd.getpwuid(os.geteuid()).pw_name)
+
+    # What the report says about it ------------------------------------------------------------------
+    def isolation(self) -> dict[str, object]:
+        layers = ["disposable copy of the tree without .git", "own HOME and TMPDIR per run", "no stdin",
+                  "output captured", "scrubbed environment", "process group killed at the end"]
+        if self.subreaper:
+            layers.append("orphaned processes ended (child subreaper)")
+        missing = []
+        if self.identity.switched:
+            layers += [f"runs as {self.identity.name} (uid {self.identity.uid}), no new privileges, no capabilities",
+                       "every process of that user killed at the end",
+                       "workspace, HOME and runner files closed to it while it runs"]
+        else:
+            why = self.fallback or "not root: cannot switch user"
+            missing = [f"runs as {self.identity.name}, the same user as remediate ({why}), so it could read this "
+                       "process's environment and files, and the workspace is not closed to it"]
+        return {"user": self.identity.name, "uid": self.identity.uid, "switched_user": self.identity.switched,
+                "layers": layers, "missing": missing}
+
+    # Trees --------------------------------------------------------------------------------------------
+    def copy(self, source: Path, overlay: Mapping[str, str | None] = {}) -> Path:
+        """A copy of `source` without `.git`, with `overlay` (path -> content, None deletes) written over it,
+        owned by the sandbox user."""
+        tree = Path(tempfile.mkdtemp(prefix="tree-", dir=self.root))
+        shutil.copytree(source, tree, symlinks=True, dirs_exist_ok=True,
+                        ignore=lambda folder, names: [".git"] if Path(folder) == source else [])
+        for path, content in {**self.base_overlay, **overlay}.items():
+            target = tree / path
+            if content is None:
+                if target.is_file() or target.is_symlink():
+                    target.unlink()
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                target.unlink()
+            target.write_text(content, encoding="utf-8", newline="")
+        self._own(tree)
+        return tree
+
+    def scratch(self) -> Path:
+        """An empty folder the sandboxed command may write (a JUnit report, say)."""
+        folder = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.root))
+        self._own(folder)
+        return folder
+
+    def discard(self, tree: Path) -> None:
+        shutil.rmtree(tree, ignore_errors=True)
+
+    def freeze_deps(self) -> None:
+        """After tests.setup: what it installed stays readable, and no later sandboxed run can change it."""
+        if not self.identity.switched:
+            return
+        for folder, dirs, files in os.walk(self.deps):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    os.lchown(path, 0, 0)
+                    if not os.path.islink(path):
+                        os.chmod(path, 0o755 if os.path.isdir(path) else (0o755 if os.stat(path).st_mode & 0o100
+                                                                           else 0o644))
+        os.chown(self.deps, 0, 0)
+        os.chmod(self.deps, 0o755)
+
+    # Running ------------------------------------------------------------------------------------------
+    def run(self, argv: Sequence[str], cwd: Path, timeout_s: float,
+            extra_env: Mapping[str, str] | None = None) -> Finished:
+        """Run `argv` in `cwd` (a tree from `copy`), bounded; nothing it started outlives the call."""
+        with self._lock:  # one sandboxed command at a time: the sweep ends everything of the user
+            scratch = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
+            home, tmp = scratch / "home", scratch / "tmp"
+            for folder in (home, tmp):
+                folder.mkdir()
+            self._own(scratch)
+            env = {**self.environ, **(extra_env or {}), "HOME": str(home), "TMPDIR": str(tmp),
+                   "USER": self.identity.name, "LOGNAME": self.identity.name, "REMEDIATE_DEPS": str(self.deps)}
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.deps), env.get("PYTHONPATH", "")) if p)
+            try:
+                with self._closed():
+                    return self._run(list(argv), cwd, env, timeout_s)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _command(self, argv: list[str]) -> tuple[list[str], dict[str, object]]:
+        if not self.identity.switched:
+            return argv, {}
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            return [setpriv, f"--reuid={self.identity.uid}", f"--regid={self.identity.gid}", "--clear-groups",
+                    "--no-new-privs", "--inh-caps=-all", "--", *argv], {}
+        return argv, {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
+
+    def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Finished:
+        before = _children() if self.subreaper else set()
+        command, switch = self._command(argv)
+        try:
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                    **switch)  # type: ignore[call-overload]
+        except OSError as exc:
+            return Finished(None, "", False, f"could not start {argv[0]!r}: {exc}")
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(proc.stdout, chunks), daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            self._end(proc, before)
+        reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
+        output = b"".join(chunks).decode("utf-8", errors="replace")
+        return Finished(proc.returncode, output, timed_out)
+
+    def _end(self, proc: subprocess.Popen[bytes], before: set[int]) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if self.identity.switched:
+            assert self.identity.uid is not None
+            for _ in range(5):  # a fork in flight can survive one pass
+                survivors = [p for p in _processes_of(self.identity.uid) if p != os.getpid()]
+                if not survivors:
+                    break
+                for pid in survivors:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.02)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if self.subreaper:
+            for pid in _children() - before - {proc.pid}:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(pid, 0)
+
+    @contextlib.contextmanager
+    def _closed(self) -> Iterable[None]:
+        """Take away what 'other' users may do in the folders the sandbox user must not enter; put it back."""
+        changed: list[tuple[Path, int]] = []
+        if self.identity.switched:
+            for folder in self.closed:
+                with contextlib.suppress(OSError):
+                    mode = stat.S_IMODE(folder.stat().st_mode)
+                    if mode & 0o007:
+                        os.chmod(folder, mode & ~0o007)
+                        changed.append((folder, mode))
+        try:
+            yield
+        finally:
+            for folder, mode in changed:
+                with contextlib.suppress(OSError):
+                    os.chmod(folder, mode)
+
+    def _mkdir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._own(path)
+
+    def _own(self, path: Path) -> None:
+        if not self.identity.switched:
+            return
+        uid, gid = self.identity.uid, self.identity.gid
+        assert uid is not None and gid is not None
+        os.lchown(path, uid, gid)
+        for folder, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                with contextlib.suppress(OSError):
+                    os.lchown(os.path.join(folder, name), uid, gid)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _drain(stream: object, chunks: list[bytes]) -> None:
+    """Read a pipe to its end, keeping the last MAX_OUTPUT_BYTES."""
+    size = 0
+    read = stream.read1 if hasattr(stream, "read1") else stream.read  # type: ignore[attr-defined]
+    while True:
+        block = read(65536)
+        if not block:
+            break
+        chunks.append(block)
+        size += len(block)
+        while size > MAX_OUTPUT_BYTES and len(chunks) > 1:
+            size -= len(chunks.pop(0))
+
+
+def snapshot(tree: Path) -> dict[str, str]:
+    """Every file and link under `tree`, by relative path, with a digest of what it is."""
+    found = {}
+    for folder, dirs, files in os.walk(tree):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, tree).replace(os.sep, "/")
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                found[relative] = "link:" + os.readlink(path)
+            elif not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+                found[relative] = f"special:{info.st_mode}:{info.st_size}:{info.st_mtime_ns}"
+            else:
+                found[relative] = hashlib.sha1(_read_regular(path)).hexdigest()
+    return found
+
+
+def _read_regular(path: str) -> bytes:
+    """A regular file's bytes, never through a link (O_NOFOLLOW) and never blocking on a FIFO swapped in."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            return handle.read(MAX_FILE_BYTES + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def changes_since(tree: Path, before: Mapping[str, str],
+                  skip: Callable[[str], bool] = lambda _: False) -> tuple[dict[str, str | None], list[str]]:
+    """What changed under `tree` since `before`: text files with their content (None: deleted), and the paths
+    that cannot be taken as a change (binary files, links)."""
+    after = snapshot(tree)
+    changed: dict[str, str | None] = {}
+    refused: list[str] = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path) or skip(path):
+            continue
+        if path not in after:
+            changed[path] = None
+            continue
+        if after[path].startswith(("link:", "special:")):
+            refused.append(path)
+            continue
+        try:
+            data = _read_regular(str(tree / path))
+        except OSError:
+            refused.append(path)
+            continue
+        if b"\x00" in data:
+            refused.append(path)
+            continue
+        changed[path] = data.decode("utf-8", errors="replace")
+    return changed, refused
+
+
+def closed_folders(environ: Mapping[str, str], workspace: Path) -> list[Path]:
+    """The folders a sandboxed process must not enter: the workspace, our HOME, RUNNER_TEMP, and the folders of
+    the runner's files (event, outputs, env and path files, step summary)."""
+    folders = [workspace, Path(environ.get("HOME") or Path.home()), *(
+        Path(environ[name]) for name in ("RUNNER_TEMP",) if environ.get(name))]
+    for name in ("GITHUB_ENV", "GITHUB_PATH", "GITHUB_OUTPUT", "GITHUB_STATE", "GITHUB_STEP_SUMMARY",
+                 "GITHUB_EVENT_PATH"):
+        if environ.get(name):
+            folders.append(Path(environ[name]).parent)
+    seen: list[Path] = []
+    for folder in folders:
+        resolved = folder.resolve()
+        if resolved.is_dir() and resolved not in seen and resolved != Path("/") and str(resolved) != sys.prefix:
+            seen.append(resolved)
+    return seen

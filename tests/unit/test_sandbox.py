@@ -1,0 +1,235 @@
+"""The sandbox, with real processes: as root (this suite, CI, the container) the command runs as another user;
+these tests fail rather than skip when it cannot, since that is the layer they prove."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from remediate.guard.sandbox import Identity, Sandbox, changes_since, closed_folders, snapshot
+
+PY = "/usr/bin/python3"  # an interpreter every user may start (the venv's may live under /root)
+SECRET = "ghs_sandboxsecret0123456789abcdef"
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """Reachable by every user, as /github/workspace is (pytest's own tmp_path is under a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _workspace(base: Path) -> Path:
+    workspace = base / "workspace"
+    (workspace / ".git").mkdir(parents=True)
+    (workspace / ".git" / "config").write_text("[core]\n")
+    (workspace / "app.py").write_text("x = 1\n")
+    for path in (workspace, workspace / ".git"):
+        os.chmod(path, 0o755)
+    return workspace
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    monkeypatch.setenv("GITHUB_TOKEN", SECRET)  # in our environment, as in the action's
+    box = Sandbox({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, [_workspace(tmp_path)])
+    assert box.identity.switched == (os.geteuid() == 0)
+    yield box
+    box.close()
+
+
+def _run(box: Sandbox, tree: Path, code: str, timeout: float = 60):
+    return box.run([PY, "-c", code], tree, timeout)
+
+
+def test_it_runs_as_another_user_that_cannot_read_our_environment_or_memory(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    done = _run(sandbox, tree, f"""
+import os
+print("uid", os.getuid(), os.geteuid())
+for target in ("/proc/{os.getpid()}/environ", "/proc/{os.getppid()}/environ", "/proc/{os.getpid()}/mem"):
+    try:
+        print(target, open(target, "rb").read(200))
+    except OSError as exc:
+        print(target, "denied", exc.errno)
+print("token" , os.environ.get("GITHUB_TOKEN"))
+print("status", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+print("nnp", open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0])
+""")
+    assert done.exit_code == 0, done.output
+    assert SECRET not in done.output
+    assert f"uid {sandbox.identity.uid} {sandbox.identity.uid}" in done.output
+    assert done.output.count("denied") == 3
+    assert "token None" in done.output and "status 0000000000000000" in done.output and "nnp 1" in done.output
+
+
+def test_the_copy_is_disposable_and_has_no_git(sandbox, tmp_path):
+    workspace = tmp_path / "workspace"
+    tree = sandbox.copy(workspace, {"app.py": "x = 2\n", "new.py": "n = 1\n"})
+    assert not (tree / ".git").exists() and (tree / "app.py").read_text() == "x = 2\n"
+    done = _run(sandbox, tree, "open('app.py', 'w').write('owned'); open('dropped.py', 'w').write('x')")
+    assert done.exit_code == 0, done.output
+    assert (workspace / "app.py").read_text() == "x = 1\n" and not (workspace / "dropped.py").exists()
+    sandbox.discard(tree)
+    assert not tree.exists()
+
+
+PEEK = """
+import os
+for path in ("{workspace}", "{workspace}/app.py", "{workspace}/.git/config"):
+    try:
+        open(path).read() if os.path.isfile(path) else os.listdir(path)
+        print(path, "open")
+    except OSError as exc:
+        print(path, "denied")
+"""
+
+
+def test_without_closing_the_workspace_would_be_readable(tmp_path):
+    workspace = _workspace(tmp_path)
+    box = Sandbox({"PATH": "/usr/bin:/bin"}, [])  # the control: nothing closed
+    try:
+        done = _run(box, box.copy(workspace), PEEK.format(workspace=workspace))
+    finally:
+        box.close()
+    assert done.output.count(" open") == 3, done.output
+
+
+def test_the_workspace_and_our_home_are_closed_while_it_runs_and_reopened_after(sandbox, tmp_path):
+    workspace = tmp_path / "workspace"
+    tree = sandbox.copy(workspace)
+    done = _run(sandbox, tree, f"""
+import os
+for path in ("{workspace}", "{workspace}/app.py", "{workspace}/.git/config"):
+    try:
+        open(path).read() if os.path.isfile(path) else os.listdir(path)
+        print(path, "open")
+    except OSError as exc:
+        print(path, "denied")
+print("home", os.environ["HOME"] != "{Path.home()}", os.access(os.environ["HOME"], os.W_OK))
+try:
+    open("{workspace}/planted.py", "w")
+except OSError:
+    print("no write")
+""")
+    assert done.output.count("denied") == 3 and " open" not in done.output, done.output
+    assert "home True True" in done.output and "no write" in done.output
+    assert stat.S_IMODE(workspace.stat().st_mode) == 0o755  # put back
+
+
+def test_no_process_outlives_the_run_daemons_and_setsid_children_included(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    pids = tree / "pids"
+    done = _run(sandbox, tree, f"""
+import os, subprocess, sys
+# A daemon in a session of its own, a double-forked grandchild, and a child holding our stdout open.
+a = subprocess.Popen(["{PY}", "-c", "import time; time.sleep(120)"], start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        open("{pids}.g", "w").write(str(os.getpid()))
+        import time; time.sleep(120)
+    os._exit(0)
+b = subprocess.Popen(["{PY}", "-c", "import time; print('holding', flush=True); time.sleep(120)"])
+open("{pids}", "w").write(f"{{a.pid}} {{b.pid}}")
+print("parent exits")
+""", timeout=60)
+    assert not done.timed_out and "parent exits" in done.output
+    for _ in range(50):  # the grandchild may still be writing its pid file when we look
+        if Path(f"{pids}.g").exists():
+            break
+        time.sleep(0.05)
+    survivors = [int(p) for p in [*pids.read_text().split(), Path(f"{pids}.g").read_text()]]
+    alive = []
+    for pid in survivors:
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/status") as handle:
+                if "State:\tZ" not in handle.read():
+                    alive.append(pid)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    assert alive == []
+
+
+def test_a_timeout_ends_everything(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    done = _run(sandbox, tree, "import time; print('started', flush=True); time.sleep(60)", timeout=1)
+    assert done.timed_out and "started" in done.output
+
+
+def test_stdin_is_empty_and_output_is_captured_not_ours(sandbox, tmp_path, capfd):
+    tree = sandbox.copy(tmp_path / "workspace")
+    done = _run(sandbox, tree, "import sys; print(repr(sys.stdin.read())); print('::set-env name=X::y')")
+    assert "''" in done.output and "::set-env" in done.output
+    assert "::set-env" not in capfd.readouterr().out
+
+
+def test_installed_dependencies_are_read_only_once_frozen(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    assert _run(sandbox, tree, f"open('{sandbox.deps}/dep.py', 'w').write('V = 1')").exit_code == 0
+    sandbox.freeze_deps()
+    done = _run(sandbox, tree, f"""
+import dep; print("imported", dep.V)
+try:
+    open("{sandbox.deps}/dep.py", "w").write("V = 2")
+except OSError:
+    print("read-only")
+try:
+    open("{sandbox.deps}/sitecustomize.py", "w").write("")
+except OSError:
+    print("no new files")
+""")
+    assert "imported 1" in done.output and "read-only" in done.output and "no new files" in done.output
+
+
+def test_changes_since_takes_text_and_refuses_links_and_special_files(tmp_path):
+    (tmp_path / "a.py").write_text("a\n")
+    before = snapshot(tmp_path)
+    (tmp_path / "a.py").write_text("b\n")
+    (tmp_path / "new.py").write_text("n\n")
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "blob").write_bytes(b"\x00\x01")
+    changed, refused = changes_since(tmp_path, before)
+    assert changed == {"a.py": "b\n", "new.py": "n\n"} and refused == ["blob", "fifo", "link"]
+
+
+def test_without_root_the_report_says_what_is_missing():
+    box = Sandbox({}, [])
+    box.identity = Identity(None, None, "dev")
+    box.fallback = None
+    isolation = box.isolation()
+    assert isolation["switched_user"] is False and "same user as remediate" in isolation["missing"][0]
+    box.close()
+
+
+def test_closed_folders_are_the_workspace_home_and_runner_files(tmp_path):
+    for name in ("ws", "home", "temp", "cmds"):
+        (tmp_path / name).mkdir()
+    env = {"HOME": str(tmp_path / "home"), "RUNNER_TEMP": str(tmp_path / "temp"),
+           "GITHUB_ENV": str(tmp_path / "cmds" / "env"), "GITHUB_OUTPUT": str(tmp_path / "cmds" / "out")}
+    assert closed_folders(env, tmp_path / "ws") == [tmp_path / n for n in ("ws", "home", "temp", "cmds")]
+
+
+def test_signals_from_the_sandbox_cannot_reach_us(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    done = _run(sandbox, tree, f"""
+import os, signal
+try:
+    os.kill({os.getpid()}, signal.SIGTERM)
+except PermissionError:
+    print("denied")
+""")
+    assert "denied" in done.output
+    assert signal.getsignal(signal.SIGTERM) is not None  # and we are still here to say so
