@@ -87,6 +87,9 @@ def test_a_branch_a_person_pushed_to_is_left_for_humans(remediate, tmp_path):
     assert git(repo.origin, "rev-parse", "hotfix/INC-1234") == human_sha
 
 
+SANDBOX_UID = int(os.environ["REMEDIATE_SANDBOX_UID"])  # this worker's (conftest.py); each concurrent run its own
+
+
 def test_two_concurrent_runs_end_with_one_pull_request(remediate, github, mcp, tmp_path):
     repo = make_sample_repo(tmp_path / "shared", scenarios.config_yaml(mcp.url))
     llms = [ScriptedLLM(scenarios.good_fix()).start() for _ in range(2)]
@@ -101,7 +104,7 @@ def test_two_concurrent_runs_end_with_one_pull_request(remediate, github, mcp, t
                                  "INCIDENT_MCP_TOKEN": mcp.token, "GITHUB_API_URL": github.api_url,
                                  "GITHUB_REPOSITORY": "acme/user-service",
                                  # Runs sharing a host need a sandbox user each (the sweep ends all of a user's).
-                                 "REMEDIATE_SANDBOX_UID": str(int(os.environ["REMEDIATE_SANDBOX_UID"]) + 8000 * (i + 1))})
+                                 "REMEDIATE_SANDBOX_UID": str(SANDBOX_UID + 8000 * (i + 1))})
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for thread in threads:
