@@ -48,6 +48,11 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     NOT_STARTED = "not_started"
 
+    @classmethod
+    def parse(cls, text: str) -> Reason:
+        """A reason read back from a report (another job's): unknown text is not trusted as one."""
+        return cls(text) if text in cls._value2member_map_ else cls.INTERNAL_ERROR
+
 
 # The outcome each reason belongs to, and what it means to the person reading the report.
 REASONS: dict[Reason, tuple[Outcome, str]] = {

@@ -11,40 +11,39 @@ pipeline in-process.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry import trace
 
-from remediate.actions import Runner, report_location
+from remediate.actions import Runner
 from remediate.agent.budget import BudgetMeter, price_for
 from remediate.agent.llm import ChatModel, OpenAIChat
 from remediate.agent.loop import Agent
 from remediate.agent.tools import Toolbox
-from remediate.config import Config, EscalationConfig, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
-from remediate.context.pack import build_context, scope_note
+from remediate.config import Config, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
+from remediate.context.pack import scope_note
 from remediate.context.prefetch import gather, summary
 from remediate.deliver import proposal
 from remediate.deliver.delivery import DeliveryError, base_branch, commit_change, open_or_update_pr, push
-from remediate.deliver.escalation import notify, push_attempt
+from remediate.deliver.escalation import escalate
 from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
 from remediate.gitops import Git, workspace_drift
 from remediate.guard.changes import ChangeSet
-from remediate.guard.guardrails import check_change_set, policy_for
+from remediate.guard.guardrails import policy_for
 from remediate.guard.sandbox import Sandbox, closed_folders
 from remediate.guard.workspace import Workspace
 from remediate.incident import payload as incident_payload
 from remediate.mcp.client import McpHub
 from remediate.outcome import Outcome, Reason, Stop, stop
-from remediate.records import GuardrailEvent, PullRequest, TestRun
-from remediate.report import Report, render_changes, render_pr_body, render_summary
+from remediate.outputs import publish
+from remediate.records import GuardrailEvent, PullRequest
+from remediate.report import Report, render_changes, render_pr_body
 from remediate.run import RunRequest, Setup
 from remediate.secrets import Redactor, scrubbed_env
 from remediate.telemetry import Telemetry, parent_context, set_error, trace_id_of, traceparent_of
@@ -81,8 +80,7 @@ class Run:
 
     @property
     def mode(self) -> str:
-        """remediate (one job), or propose / deliver (two jobs: docs/safety.md, "Two-job mode")."""
-        return self.request.inputs.get("command", "remediate")
+        return self.request.command
 
     @property
     def ships(self) -> bool:
@@ -181,7 +179,7 @@ class Run:
 
     def _remediate(self, setup: Setup) -> None:
         with ExitStack() as cleanup:
-            _preflight(setup)
+            setup.preflight()
             sandbox = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env),
                               closed_folders(setup.environ, setup.repo))
             cleanup.callback(sandbox.close)
@@ -287,70 +285,35 @@ class Run:
             return open_or_update_pr(github, commit, setup.incident, self.redact(render_pr_body(self.report)),
                                      config, self.redact(render_changes(self.report)))
 
-    def _proposal_folder(self, setup: Setup) -> tuple[Path, str]:
-        """Where the proposal is (the `proposal` input, relative to the checkout), else beside the report; and
-        the path later steps of the job see it at."""
-        given = self.request.inputs.get("proposal")
-        if given:
-            folder = Path(given) if Path(given).is_absolute() else setup.repo / given
-            return folder, str(folder)
-        path, shown = report_location(self.request.environ, setup.incident.branch_slug)
-        return path.parent / "proposal", str(Path(shown).parent / "proposal")
-
     def _write_proposal(self, setup: Setup) -> Path:
-        """The first job's result for the second: the vetted change and how the run ended."""
         report = self.report
-        folder, shown = self._proposal_folder(setup)
-        proposal.write(folder, proposal.Proposal(
+        return proposal.write_for(setup, proposal.Proposal(
             setup.incident.id, setup.git.base, str(report.outcome), str(report.reason), report.detail,
             proposal.describe(report.changes, setup.git), report.agent_summary, self.traceparent,
             self.redact.deep(report.to_dict())))  # type: ignore[arg-type]
-        return Path(shown) / proposal.FILE
 
     def _read_proposal(self, setup: Setup) -> proposal.Proposal:
-        handed = proposal.read(self._proposal_folder(setup)[0])
-        if handed.incident_id != setup.incident.id:
-            raise UserError(f"the proposal is for incident {handed.incident_id!r}, this run for {setup.incident.id!r}",
-                            field="proposal.incident_id")
-        return handed
+        return proposal.read_for(setup)
 
     def _deliver_proposal(self, setup: Setup, handed: proposal.Proposal) -> None:
         """command: deliver. The proposal is checked again against the guardrails of this checkout's config (the
         base branch's), on the base commit it names; only then is it committed, pushed and opened as a PR."""
         report = self.report
-        if not (setup.request.github_token and setup.environ.get("GITHUB_REPOSITORY")):
-            raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to deliver", field="github-token")
-        if setup.git.run("cat-file", "-e", f"{handed.base_commit}^{{commit}}", check=False).returncode != 0:
-            raise UserError(f"the base commit {handed.base_commit[:12]} is not in this checkout",
-                            field="proposal.base_commit", hint="check out the same ref with enough history")
-        setup = replace(setup, git=replace(setup.git, base=handed.base_commit))
-        first = handed.report
-        report.model, report.budget_usd = first.get("llm", {}).get("model"), setup.config.costs.budget_usd
-        report.llm_calls = [c for c in first.get("llm", {}).get("per_call", []) if isinstance(c, dict)
-                            and all(isinstance(c.get(k), (int, float)) for k in
-                                    ("input_tokens", "output_tokens", "cost_usd"))]
-        report.agent_summary = setup.redact(handed.agent_summary) if handed.agent_summary else None
-        if isinstance(first.get("tests"), dict):
-            report.tests = TestRun.from_dict(first["tests"])
-        changes, problems = proposal.rebuild(handed, setup.git)
+        setup = proposal.on_its_base(setup, handed)
+        proposal.carry(handed, report, setup)
+        changes, refusal = proposal.check(handed, setup)
         report.changes = changes
-        tracked = setup.git.tracked_files()
-        implicated = build_context(setup.incident, read=setup.git.base_file, tracked=tracked, commit_text=None,
-                                   mcp_texts={}, redact=setup.redact, log_budget_tokens=1000).implicated_files
-        policy, _ = policy_for(setup.config.guardrails, setup.config.tests, implicated,
-                               frozenset(setup.redact.values))
-        verdict = check_change_set(changes, policy)
-        if problems or not verdict.allowed:
-            rule, detail = ("stale_proposal", "; ".join(problems)) if problems else (verdict.rule, verdict.detail)
-            report.guardrail_events = [GuardrailEvent("(proposal)", verdict.target or "proposal", rule, detail)]
-            raise Stop(Reason.PROPOSAL_REFUSED, f"the proposal was refused on delivery ({rule}): {detail}")
+        if refusal:
+            report.guardrail_events = [refusal]
+            raise Stop(Reason.PROPOSAL_REFUSED, f"the proposal was refused on delivery ({refusal.rule}): "
+                       f"{refusal.detail}")
         if handed.outcome != Outcome.FIXED:
-            raise stop(Outcome(handed.outcome), _reason(handed.reason), f"first job: {handed.detail}")
+            raise stop(Outcome(handed.outcome), Reason.parse(handed.reason), f"first job: {handed.detail}")
         if not len(changes):
             raise Stop(Reason.NO_CHANGE, "the proposal holds no change")
         with self.stage("deliver"):
             report.pr = self._deliver(setup, changes, lambda: None)
-        self._end(Outcome.FIXED, _reason(handed.reason), f"pull request {report.pr.url}")
+        self._end(Outcome.FIXED, Reason.parse(handed.reason), f"pull request {report.pr.url}")
 
     def _github(self) -> GitHub:
         env = self.request.environ
@@ -363,63 +326,15 @@ class Run:
             self._escalate()
 
     def _escalate(self) -> None:
-        report, setup, env = self.report, self.setup, self.request.environ
-        config = setup.config.escalation if setup else EscalationConfig()
-        attempt: tuple[str | None, str | None] = (None, None)
-        if config.push_attempt and setup:
-            attempt = push_attempt(setup.git, report, self.request.github_token, setup.config.delivery,
-                                   self.telemetry, self.redact)
-        report.attempt_branch = attempt[0]
-        can_open_issue = bool(self.request.github_token and env.get("GITHUB_REPOSITORY"))
-        report.escalation = notify(report, config, env, self._github if can_open_issue else None, self.telemetry,
-                                   self.redact, report.warnings, attempt)
-
-
-def _reason(text: str) -> Reason:
-    return Reason(text) if text in Reason._value2member_map_ else Reason.INTERNAL_ERROR
-
-
-def _preflight(setup: Setup) -> None:
-    """Fail before spending money on what would fail at the end anyway."""
-    config, env = setup.config, setup.environ
-    if not env.get(config.llm.api_key_env):
-        raise UserError(f"environment variable {config.llm.api_key_env} is not set",
-                        field="llm.api_key_env", hint="pass the LLM key as a secret in the step's env")
-    if not setup.dry_run and setup.request.inputs.get("command") != "propose" and not (
-            setup.request.github_token and env.get("GITHUB_REPOSITORY")):
-        raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to open a pull request",
-                        field="github-token", hint="set them, or use dry-run")
+        setup, env, token = self.setup, self.request.environ, self.request.github_token
+        can_open_issue = bool(token and env.get("GITHUB_REPOSITORY"))
+        self.report.escalation = escalate(self.report, setup.config if setup else None, setup.git if setup else None,
+                                          env, token, self._github if can_open_issue else None, self.telemetry,
+                                          self.redact)
 
 
 def finish(run: Run, report_path: Path | None) -> int:
     """Write the report, the outputs and the summary; flush telemetry. Runs for every outcome."""
-    report, runner = run.report, run.runner
-    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-    slug = report.incident.branch_slug if report.incident else "unknown"
-    path, shown_path = (report_path, str(report_path)) if report_path else report_location(run.request.environ, slug)
-    try:
-        report.write(path, run.redact)
-    except OSError as exc:
-        runner.error(f"could not write the report to {path}: {exc}")
-    outputs = {"outcome": str(report.outcome), "reason": str(report.reason),
-               "proposal-path": str(run.proposal_path or ""),
-               "pr-url": report.pr.url if report.pr else "", "pr-number": str(report.pr.number) if report.pr else "",
-               "branch": report.pr.branch if report.pr else "", "trace-id": report.trace_id,
-               "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),
-               "report-path": shown_path,
-               "escalation-url": report.escalation.issue_url or "" if report.escalation else "",
-               "attempt-branch": report.attempt_branch or ""}
-    runner.set_outputs(outputs)
-    runner.write_summary(run.redact(render_summary(report, shown_path)))
-    if report.outcome == Outcome.ERROR:
-        runner.error(report.detail or str(report.reason))
-    elif report.outcome == Outcome.ESCALATED:
-        runner.warning(f"escalated: {report.reason}: {report.detail}")
-    for warning in report.warnings[:5]:
-        if not warning.startswith("Traceback"):
-            runner.warning(warning.splitlines()[0][:300])
-    runner.log(json.dumps({"outcome": report.outcome, "reason": report.reason, "pr": outputs["pr-url"] or None,
-                           "escalation": outputs["escalation-url"] or None, "trace_id": report.trace_id,
-                           "cost_usd": report.cost_usd, "report": shown_path}))
+    exit_code = publish(run.report, run.runner, run.redact, run.request.environ, report_path, run.proposal_path)
     run.telemetry.shutdown()
-    return report.exit_code
+    return exit_code

@@ -10,6 +10,7 @@ from typing import Any
 
 from remediate.actions import Runner
 from remediate.config import Config
+from remediate.errors import UserError
 from remediate.gitops import Git
 from remediate.incident.payload import Incident
 from remediate.secrets import Redactor
@@ -27,6 +28,11 @@ class RunRequest:
     @property
     def dry_run(self) -> bool:
         return self.inputs.get("dry-run", "false").lower() in ("true", "1", "yes")
+
+    @property
+    def command(self) -> str:
+        """remediate (one job), or propose / deliver (two jobs: docs/safety.md, "Two-job mode")."""
+        return self.inputs.get("command", "remediate")
 
     @property
     def github_token(self) -> str | None:
@@ -54,3 +60,14 @@ class Setup:
     @property
     def dry_run(self) -> bool:
         return self.request.dry_run
+
+    def preflight(self) -> None:
+        """Fail before spending money on what would fail at the end anyway."""
+        env = self.environ
+        if not env.get(self.config.llm.api_key_env):
+            raise UserError(f"environment variable {self.config.llm.api_key_env} is not set",
+                            field="llm.api_key_env", hint="pass the LLM key as a secret in the step's env")
+        if not self.dry_run and self.request.command != "propose" and not (
+                self.request.github_token and env.get("GITHUB_REPOSITORY")):
+            raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to open a pull request",
+                            field="github-token", hint="set them, or use dry-run")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from remediate.config import DeliveryConfig, EscalationConfig
+from remediate.config import Config, DeliveryConfig, EscalationConfig
 from remediate.deliver.delivery import attempt_branch, commit_change, push
 from remediate.deliver.github import GitHub
 from remediate.gitops import Git
@@ -202,6 +202,18 @@ def notify(report: Report, config: EscalationConfig, environ: Mapping[str, str],
             failed.append(name)
             warnings.append(redact(f"escalation channel {name} failed: {exc}"))
     return Escalation(tuple(delivered), issue_url, issue_number, tuple(failed), attempt[0])
+
+
+def escalate(report: Report, config: Config | None, git: Git | None, environ: Mapping[str, str], token: str | None,
+             github: Callable[[], GitHub] | None, telemetry: Telemetry, redact: Redactor) -> Escalation:
+    """The attempt branch (when configured, and the run got as far as a checkout), then every channel. Without a
+    config (a config error) the defaults apply: the GitHub issue."""
+    channels = config.escalation if config else EscalationConfig()
+    attempt: tuple[str | None, str | None] = (None, None)
+    if channels.push_attempt and config and git:
+        attempt = push_attempt(git, report, token, config.delivery, telemetry, redact)
+    report.attempt_branch = attempt[0]
+    return notify(report, channels, environ, github, telemetry, redact, report.warnings, attempt)
 
 
 def run_url(environ: Mapping[str, str]) -> str | None:

@@ -16,13 +16,19 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from remediate.actions import report_location
+from remediate.context.pack import build_context
 from remediate.errors import UserError
 from remediate.gitops import Git, blob_sha
 from remediate.guard.changes import Change, ChangeSet
+from remediate.guard.guardrails import PathRefused, check_change_set, normalise_repo_path, policy_for
+from remediate.records import GuardrailEvent, TestRun
+from remediate.report import Report
+from remediate.run import Setup
 
 VERSION = 1
 FILE = "proposal.json"
@@ -129,3 +135,75 @@ def rebuild(proposal: Proposal, git: Git) -> tuple[ChangeSet, list[str]]:
             continue
         changes[item["path"]] = Change(item["path"], before, item["after"], item["renamed_from"])
     return ChangeSet(changes), problems
+
+
+def folder_for(setup: Setup) -> tuple[Path, str]:
+    """Where the proposal is: the `proposal` input (relative to the checkout), else beside the report; and the
+    path later steps of the job see it at."""
+    given = setup.request.inputs.get("proposal")
+    if given:
+        folder = Path(given) if Path(given).is_absolute() else setup.repo / given
+        return folder, str(folder)
+    path, shown = report_location(setup.environ, setup.incident.branch_slug)
+    return path.parent / "proposal", str(Path(shown).parent / "proposal")
+
+
+def write_for(setup: Setup, proposal: Proposal) -> Path:
+    """Writes the first job's proposal; returns the path later steps see it at."""
+    folder, shown = folder_for(setup)
+    write(folder, proposal)
+    return Path(shown) / FILE
+
+
+def read_for(setup: Setup) -> Proposal:
+    handed = read(folder_for(setup)[0])
+    if handed.incident_id != setup.incident.id:
+        raise UserError(f"the proposal is for incident {handed.incident_id!r}, this run for {setup.incident.id!r}",
+                        field="proposal.incident_id")
+    return handed
+
+
+def on_its_base(setup: Setup, handed: Proposal) -> Setup:
+    """The second job's setup, its git based on the commit the proposal was made on (which must be here)."""
+    if not (setup.request.github_token and setup.environ.get("GITHUB_REPOSITORY")):
+        raise UserError("a GitHub token and GITHUB_REPOSITORY are needed to deliver", field="github-token")
+    if setup.git.run("cat-file", "-e", f"{handed.base_commit}^{{commit}}", check=False).returncode != 0:
+        raise UserError(f"the base commit {handed.base_commit[:12]} is not in this checkout",
+                        field="proposal.base_commit", hint="check out the same ref with enough history")
+    return replace(setup, git=replace(setup.git, base=handed.base_commit))
+
+
+def carry(handed: Proposal, report: Report, setup: Setup) -> None:
+    """What the PR and the report show of the first job: its cost, summary and tests, as well-typed data only."""
+    first = handed.report
+    llm = first.get("llm") if isinstance(first.get("llm"), dict) else {}
+    report.model = llm.get("model") if isinstance(llm.get("model"), str) else None
+    report.budget_usd = setup.config.costs.budget_usd
+    report.llm_calls = [c for c in llm.get("per_call", []) if isinstance(c, dict) and all(
+        isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool)
+        for k in ("input_tokens", "output_tokens", "cost_usd"))]
+    report.agent_summary = setup.redact(handed.agent_summary)[:4000] if handed.agent_summary else None
+    if isinstance(first.get("tests"), dict):
+        report.tests = TestRun.from_dict(first["tests"])
+
+
+def check(handed: Proposal, setup: Setup) -> tuple[ChangeSet, GuardrailEvent | None]:
+    """The change rebuilt on the base commit and judged by this checkout's guardrails: the refusal, if any."""
+    for item in handed.changes:
+        for raw in (item["path"], item["renamed_from"]):
+            try:
+                if raw is not None:
+                    normalise_repo_path(raw)
+            except PathRefused as exc:
+                return ChangeSet(), GuardrailEvent("(proposal)", str(raw)[:200], exc.rule, exc.detail)
+    changes, problems = rebuild(handed, setup.git)
+    if problems:
+        return changes, GuardrailEvent("(proposal)", "proposal", "stale_proposal", "; ".join(problems))
+    implicated = build_context(setup.incident, read=setup.git.base_file, tracked=setup.git.tracked_files(),
+                               commit_text=None, mcp_texts={}, redact=setup.redact, log_budget_tokens=1000)
+    policy, _ = policy_for(setup.config.guardrails, setup.config.tests, implicated.implicated_files,
+                           frozenset(setup.redact.values))
+    verdict = check_change_set(changes, policy)
+    if not verdict.allowed:
+        return changes, GuardrailEvent("(proposal)", verdict.target or "proposal", verdict.rule, verdict.detail)
+    return changes, None
