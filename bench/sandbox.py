@@ -90,7 +90,8 @@ def main() -> int:
     print("| project | files | MB | direct | sandboxed | copy | run + sweep | discard | overhead |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['project']} | {r['files']} | {int(r['bytes']) / 1e6:.1f} | {r['direct_s']} s | {r['sandboxed_s']} s "
+        megabytes = int(r["bytes"]) / 1e6  # type: ignore[call-overload]
+        print(f"| {r['project']} | {r['files']} | {megabytes:.1f} | {r['direct_s']} s | {r['sandboxed_s']} s "
               f"| {r['copy_s']} s | {r['run_and_sweep_s']} s | {r['discard_s']} s | {r['overhead_s']} s |")
     return 0
 

@@ -113,8 +113,9 @@ def test_two_concurrent_runs_end_with_one_pull_request(remediate, github, mcp, t
         thread.join()
     for llm in llms:
         llm.stop()
-    assert [results[i].exit_code for i in range(2)] == [0, 0], [
-        (r.report or {}).get("reason", "") + ": " + (r.report or {}).get("detail", r.stderr[-800:]) for r in results.values()]
+    why = [f"{(r.report or {}).get('reason')}: {(r.report or {}).get('detail', r.stderr[-800:])}"
+           for r in results.values()]
+    assert [results[i].exit_code for i in range(2)] == [0, 0], why
     assert len(github.pulls) == 1
     assert sorted(results[i].report["pr"]["created"] for i in range(2)) == [False, True]
     assert repo.remote_branches() == ["hotfix/INC-1234", "main"]
