@@ -47,12 +47,15 @@ def run_image(image: str, base: Path, workspace: Path, event_name: str, event: d
     output_file, summary_file = commands / f"set_output_{suffix}", commands / f"step_summary_{suffix}"
     output_file.write_text("")
     summary_file.write_text("")
+    for name in ("set_env", "add_path"):  # GITHUB_ENV and GITHUB_PATH: what later steps of the job would read
+        (commands / name).write_text("")
     (workflow / "event.json").write_text(json.dumps(event))
     variables = {
         "HOME": "/github/home", "GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_EVENT_NAME": event_name,
         "GITHUB_EVENT_PATH": "/github/workflow/event.json", "GITHUB_WORKSPACE": "/github/workspace",
         "GITHUB_OUTPUT": f"/github/file_commands/{output_file.name}",
         "GITHUB_STEP_SUMMARY": f"/github/file_commands/{summary_file.name}",
+        "GITHUB_ENV": "/github/file_commands/set_env", "GITHUB_PATH": "/github/file_commands/add_path",
         "RUNNER_TEMP": str(runner_temp), "GITHUB_RUN_ID": "4242", "GITHUB_SERVER_URL": "https://github.example",
         "GITHUB_SHA": git(workspace, "rev-parse", "HEAD"),
         **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}, **env,

@@ -3,9 +3,12 @@ only through the runner's mounts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from peers import scenarios
+from peers.hostile_tests import WORKFLOW_COMMANDS, hostile_test
 from tests.meta.test_action_metadata import OUTPUTS_WRITTEN
 
 
@@ -90,3 +93,28 @@ def test_tests_setup_installs_the_projects_test_dependencies_inside_the_image(in
     run = out.run
     assert run.exit_code == 0, run.stdout + run.stderr
     assert run.report["tests"]["status"] == "passed" and "test_setup" in run.report["timings"]
+
+
+def test_in_the_image_the_change_runs_as_the_sandbox_user_and_reaches_nothing(in_container, github):
+    """The sandbox for real: the image's remediate-sandbox user, the runner's mounts closed to it."""
+    regression = "tests/test_audit_log_bounded.py"
+    evil = hostile_test(Path("/github/workspace"), Path("/github/home"), Path("/github/file_commands/set_env"),
+                        Path("/github/file_commands/add_path"), Path("/tmp/remediate-daemon"))
+    out = in_container([{"tool_calls": [{"name": "write_file", "arguments": {"path": regression, "content": evil}},
+                                        {"name": "run_tests", "arguments": {"paths": [regression]}}]},
+                        *scenarios.good_fix()[1:]])
+    run = out.run
+    assert run.exit_code == 0, run.stdout + run.stderr
+    sandbox = run.report["sandbox"]
+    assert (sandbox["user"], sandbox["uid"], sandbox["switched_user"], sandbox["missing"]) == (
+        "remediate-sandbox", 10001, True, [])
+    told = next(m["content"] for m in out.llm.requests[1]["messages"]
+                if m["role"] == "tool" and "found=" in m["content"])
+    assert "found=0 pieces=[]" in told, told
+    for name in ("workspace", "git-config", "git-hook", "git-commit", "home-gitconfig", "github-env", "github-path"):
+        assert f"('{name}', 'failed" in told, (name, told)
+    commands = out.repo.workspace.parent / "_temp" / "_runner_file_commands"
+    assert (commands / "set_env").read_text() == "" and (commands / "add_path").read_text() == ""
+    assert not any(line.startswith(WORKFLOW_COMMANDS) for line in run.stdout.splitlines())
+    pushed = out.repo.remote_file("hotfix/INC-1234", "app/users/service.py")
+    assert "changed after the verdict" not in pushed and "deque(maxlen=AUDIT_LOG_SIZE)" in pushed
