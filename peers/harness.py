@@ -177,8 +177,11 @@ def parse_outputs(text: str) -> dict[str, str]:
 
 
 def run_action(base: Path, workspace: Path, event_name: str, event: dict[str, Any], inputs: dict[str, str],
-               env: dict[str, str], timeout: float = 180) -> ActionRun:
-    """Run entrypoint.py as the runner runs a container action's entrypoint."""
+               env: dict[str, str], timeout: float = 180, in_process: bool = False) -> ActionRun:
+    """Run entrypoint.py as the runner runs a container action's entrypoint: a child process with the runner's
+    environment and files. With `in_process`, the entrypoint's own function is called here instead, with the
+    same environment, files and peers: everything but the interpreter's start (the OTEL_* variables the
+    OpenTelemetry SDK reads from the process are then this process's)."""
     commands = base / "_runner_file_commands"
     commands.mkdir(parents=True, exist_ok=True)
     output_file, summary_file = commands / "set_output", commands / "step_summary"
@@ -198,12 +201,27 @@ def run_action(base: Path, workspace: Path, event_name: str, event: dict[str, An
         **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}, **env,
     }
     for name in ("VIRTUAL_ENV", "REMEDIATE_SANDBOX_UID"):
-        if os.environ.get(name):
+        if os.environ.get(name) and name not in env:
             full_env[name] = os.environ[name]
-    done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if in_process:
+        done = _in_process(full_env)
+    else:
+        done = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=full_env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     outputs = parse_outputs(output_file.read_text())
     report_path = Path(outputs["report-path"]) if outputs.get("report-path") else None
     report = json.loads(report_path.read_text()) if report_path and report_path.exists() else None
     return ActionRun(done.returncode, done.stdout, done.stderr, outputs, summary_file.read_text(), report,
                      report_path, full_env)
+
+
+def _in_process(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    from remediate.cli import main
+
+    out, err = StringIO(), StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["action"], environ)
+    return subprocess.CompletedProcess(["entrypoint.py"], code, out.getvalue(), err.getvalue())

@@ -95,6 +95,40 @@ def _children() -> set[int]:
     return found
 
 
+def _exited(pid: int, timeout_s: float) -> bool:
+    """Wait for our child to exit without reaping it (so its pid and process group stay ours); False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 2, 0.05)
+
+
+def _kill_if_owned(pid: int, uid: int) -> None:
+    """SIGKILL `pid` only if it is still a process of `uid`: the pidfd pins which process is meant, so a pid
+    reused by another process between our look and the signal is never hit."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            owner = next((int(line.split()[1]) for line in handle if line.startswith("Uid:")), None)
+        if owner == uid:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(fd)
+
+
 def _processes_of(uid: int) -> list[int]:
     pids = []
     for entry in os.scandir("/proc"):
@@ -252,18 +286,14 @@ class Sandbox:
         chunks: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(proc.stdout, chunks), daemon=True)
         reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            self._end(proc, before)
+        timed_out = not _exited(proc.pid, timeout_s)
+        self._end(proc, before)
         reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
         output = b"".join(chunks).decode("utf-8", errors="replace")
         return Finished(proc.returncode, output, timed_out)
 
     def _end(self, proc: subprocess.Popen[bytes], before: set[int]) -> None:
+        # The leader is not reaped yet (a zombie keeps its pid and group id): the group killed is its own.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         if self.identity.switched:
@@ -273,13 +303,12 @@ class Sandbox:
                 if not survivors:
                     break
                 for pid in survivors:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+                    _kill_if_owned(pid, self.identity.uid)
                 time.sleep(0.02)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
         if self.subreaper:
-            for pid in _children() - before - {proc.pid}:
+            for pid in _children() - before - {proc.pid}:  # ours until reaped: no pid here is another's
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(os.getpgid(pid), signal.SIGKILL)
                 with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -59,8 +59,11 @@ class Outcome:
 
 
 @pytest.fixture
-def remediate(tmp_path: Path, github: GitHubStub, mcp: McpProcess) -> Iterator[Any]:
+def remediate(request: pytest.FixtureRequest, tmp_path: Path, github: GitHubStub, mcp: McpProcess) -> Iterator[Any]:
+    """One action run against the real peers. Tests marked `entrypoint` start the container's entrypoint as a
+    child process, as the runner does; the others call the same entrypoint function in this process."""
     started: list[ScriptedLLM] = []
+    child = request.node.get_closest_marker("entrypoint") is not None
 
     def go(script: list[dict[str, Any]], *, event_name: str = "repository_dispatch",
            event: dict[str, Any] | None = None, inputs: dict[str, str] | None = None, stream: bool = False,
@@ -80,7 +83,8 @@ def remediate(tmp_path: Path, github: GitHubStub, mcp: McpProcess) -> Iterator[A
                          {"github-token": github.token, **(inputs or {})},
                          {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": llm.api_key,
                           "INCIDENT_MCP_TOKEN": mcp.token, "GITHUB_API_URL": github.api_url,
-                          "GITHUB_REPOSITORY": f"{github.owner}/{github.repo}", **(env or {})})
+                          "GITHUB_REPOSITORY": f"{github.owner}/{github.repo}", **(env or {})},
+                         in_process=not child)
         if run.report is not None:
             jsonschema.Draft202012Validator(load_schema()).validate(run.report)
         return Outcome(run, repo, llm, github)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from peers import scenarios
 
 
@@ -42,6 +44,7 @@ def test_config_prices_make_a_model_usable(remediate, mcp):
         sum((c["input_tokens"] * 1.0 + c["output_tokens"] * 2.0) / 1e6 for c in calls), 6)
 
 
+@pytest.mark.entrypoint
 def test_a_crash_while_delivering_still_ends_in_a_report(remediate, github):
     github.garbage_next.add("POST /pulls")
     out = remediate(scenarios.good_fix())

@@ -58,6 +58,7 @@ def test_a_transient_502_is_retried(remediate, github):
     assert len(posts) == 2
 
 
+@pytest.mark.entrypoint
 def test_a_rejected_push_escalates_and_leaves_origin_alone(remediate, mcp, tmp_path):
     repo = make_sample_repo(tmp_path / "protected", scenarios.config_yaml(mcp.url))
     hook = repo.origin / "hooks" / "pre-receive"
@@ -113,14 +114,16 @@ def test_two_concurrent_runs_end_with_one_pull_request(remediate, github, mcp, t
         thread.join()
     for llm in llms:
         llm.stop()
-    why = [f"{(r.report or {}).get('reason')}: {(r.report or {}).get('detail', r.stderr[-800:])}"
-           for r in results.values()]
+    why = [f"{(r.report or {}).get('reason')}: {(r.report or {}).get('detail', r.stderr[-800:])} "
+           f"{((r.report or {}).get('tests') or {}).get('exit_code')} "
+           f"{((r.report or {}).get('tests') or {}).get('output_tail', '')[-600:]}" for r in results.values()]
     assert [results[i].exit_code for i in range(2)] == [0, 0], why
     assert len(github.pulls) == 1
     assert sorted(results[i].report["pr"]["created"] for i in range(2)) == [False, True]
     assert repo.remote_branches() == ["hotfix/INC-1234", "main"]
 
 
+@pytest.mark.entrypoint
 def test_every_escalation_channel(remediate, receivers):
     config, env = _channels(receivers)
     out = remediate(scenarios.wrong_fix(), config_extra=config, env=env)

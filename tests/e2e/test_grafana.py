@@ -12,6 +12,8 @@ import pytest
 from peers import scenarios
 from peers.grafana_stub import LOKI_UID, GrafanaStub
 
+pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "grafana" / ".architect.yaml"
 GRAFANA_TOKEN = "glsa_incidentReaderToken_5a9c2e"

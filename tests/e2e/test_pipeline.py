@@ -15,6 +15,7 @@ def _pr_issues(github):
     return [i for i in github.issues if not i.get("_pr")]
 
 
+@pytest.mark.entrypoint
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
 def test_fix_via_edit_file_ends_in_a_pull_request(remediate, mcp, stream):
     out = remediate(scenarios.good_fix(), stream=stream)
@@ -86,6 +87,7 @@ def test_first_prompt_carries_diagnosis_logs_code_and_commit(remediate, mcp):
     assert calls[0]["arguments"] == {"incident_id": "INC-1234"}
 
 
+@pytest.mark.entrypoint
 def test_secrets_never_reach_the_model_the_pr_or_the_report(remediate, mcp, github):
     out = remediate(scenarios.good_fix())
     assert out.run.exit_code == 0
@@ -170,6 +172,7 @@ def test_workflow_dispatch_inputs_become_the_incident(remediate, tmp_path):
     assert any("edit scope is the whole repository" in w for w in out.run.report["warnings"])
 
 
+@pytest.mark.entrypoint
 def test_missing_incident_id_is_a_one_line_error(remediate):
     out = remediate([], event=events.repository_dispatch({"summary": "no id here"}))
     run = out.run
@@ -184,6 +187,7 @@ def test_missing_incident_id_is_a_one_line_error(remediate):
     assert out.llm.requests == []
 
 
+@pytest.mark.entrypoint
 def test_invalid_config_names_key_and_line(remediate, mcp):
     config = scenarios.config_yaml(mcp.url).replace("  max_files_modified: 3", "  max_files_modifed: 3")
     out = remediate([], config=config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from peers import scenarios
 from peers.harness import git
 
@@ -13,6 +15,7 @@ def test_depends_on_a_service_that_is_down_in_ci():
 '''
 
 
+@pytest.mark.entrypoint
 def test_the_pr_shows_the_new_test_failing_before_and_passing_after(remediate):
     out = remediate(scenarios.good_fix())
     proof = out.run.report["tests"]["regression_proof"]

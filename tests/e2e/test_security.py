@@ -13,6 +13,8 @@ from peers import scenarios
 from peers.attacks import ATTACKS, BLOCKED, CACHES, END_TO_END, OUTSIDE, write
 from peers.harness import git
 
+pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
+
 CLASSES = [a for a in ATTACKS if a.name in END_TO_END]
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from peers import scenarios
 from peers.harness import make_sample_repo, run_action
 
@@ -17,6 +19,7 @@ BODY_ONLY_FIX = [
 ]
 
 
+@pytest.mark.entrypoint
 def test_a_recorded_coverage_map_selects_single_tests(remediate, mcp, tmp_path, github):
     config = scenarios.config_yaml(mcp.url, extra="tests:\n  coverage_map: .remediate/coverage-map.json\n")
     repo = make_sample_repo(tmp_path / "repo", config)

@@ -11,6 +11,8 @@ import pytest
 from peers import scenarios
 from peers.otlp_receiver import GrpcReceiver, HttpReceiver
 
+pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
+
 PAYLOAD_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PAYLOAD_SPAN = "00f067aa0ba902b7"
 
