@@ -118,6 +118,12 @@ def good_fix() -> list[dict[str, Any]]:
     ]
 
 
+def fix_after_an_attack() -> list[dict[str, Any]]:
+    """The legitimate fix that follows an attack in the catalogue: the same change and test, without the model's
+    own run_tests (the run's final tests and regression proof still run)."""
+    return [step for step in good_fix()[1:] if step["tool_calls"][0]["name"] != "run_tests"]
+
+
 def wrong_fix() -> list[dict[str, Any]]:
     """Bounds the log but leaves recent_updates slicing a deque: the existing tests catch it."""
     return [

@@ -179,12 +179,23 @@ def carry(handed: Proposal, report: Report, setup: Setup) -> None:
     llm = first.get("llm") if isinstance(first.get("llm"), dict) else {}
     report.model = llm.get("model") if isinstance(llm.get("model"), str) else None
     report.budget_usd = setup.config.costs.budget_usd
-    report.llm_calls = [c for c in llm.get("per_call", []) if isinstance(c, dict) and all(
-        isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool)
-        for k in ("input_tokens", "output_tokens", "cost_usd"))]
+    report.llm_calls = [_call(c) for c in llm.get("per_call", []) if isinstance(c, dict)][:500]
     report.agent_summary = setup.redact(handed.agent_summary)[:4000] if handed.agent_summary else None
     if isinstance(first.get("tests"), dict):
         report.tests = TestRun.from_dict(first["tests"])
+
+
+def _call(data: Mapping[str, Any]) -> dict[str, Any]:
+    """One LLM call as the first job's report recorded it, as numbers and names only."""
+    def number(key: str) -> float:
+        value = data.get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0
+
+    return {"input_tokens": int(number("input_tokens")), "cached_tokens": int(number("cached_tokens")),
+            "output_tokens": int(number("output_tokens")), "cost_usd": float(number("cost_usd")),
+            "reserved_usd": float(number("reserved_usd")), "usage_reported": data.get("usage_reported") is True,
+            "tool_calls": [n for n in data.get("tool_calls", []) if isinstance(n, str)][:50]
+            if isinstance(data.get("tool_calls"), list) else []}
 
 
 def check(handed: Proposal, setup: Setup) -> tuple[ChangeSet, GuardrailEvent | None]:

@@ -39,6 +39,7 @@ SANDBOX_USER = "remediate-sandbox"
 FALLBACK_UID = 64_999
 MAX_OUTPUT_BYTES = 1_000_000
 MAX_FILE_BYTES = 2_000_000  # a file a command makes that is larger is not taken as a change
+MAX_PROCESSES = 512  # processes the sandbox user may have at once (RLIMIT_NPROC)
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -268,11 +269,13 @@ class Sandbox:
     def _command(self, argv: list[str]) -> tuple[list[str], dict[str, object]]:
         if not self.identity.switched:
             return argv, {}
-        setpriv = shutil.which("setpriv")
+        setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+        # A fork bomb of the sandbox user must not take the pids the run itself needs (git, the sweep).
+        limit = [prlimit, f"--nproc={MAX_PROCESSES}:{MAX_PROCESSES}", "--"] if prlimit else []
         if setpriv:
-            return [setpriv, f"--reuid={self.identity.uid}", f"--regid={self.identity.gid}", "--clear-groups",
-                    "--no-new-privs", "--inh-caps=-all", "--", *argv], {}
-        return argv, {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
+            return [*limit, setpriv, f"--reuid={self.identity.uid}", f"--regid={self.identity.gid}",
+                    "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--", *argv], {}
+        return [*limit, *argv], {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
 
     def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Finished:
         before = _children() if self.subreaper else set()

@@ -74,3 +74,30 @@ def test_refusals_past_the_limit_escalate(remediate):
     assert out.run.exit_code == 2 and out.run.report["reason"] == "guardrail_refusals"
     assert len(out.run.report["guardrail_events"]) == 5
     assert out.github.pulls == [] and out.repo.remote_branches() == ["main"]
+
+
+def test_a_hostile_test_finds_no_secret_in_the_real_entrypoint_and_the_vetted_fix_lands(remediate, tmp_path):
+    """peers/hostile_tests.py through the entrypoint as the runner starts it: the process whose environment holds
+    the GitHub token, the LLM key and the MCP token is the one it looks in."""
+    from pathlib import Path
+
+    from peers.hostile_tests import WORKFLOW_COMMANDS, hostile_test
+
+    regression = "tests/test_audit_log_bounded.py"
+    case = tmp_path / "case1"
+    evil = hostile_test(case / "workspace", Path("/root"), case / "_runner_file_commands" / "set_env",
+                        case / "_runner_file_commands" / "add_path", tmp_path / "daemon-marker")
+    out = remediate([{"tool_calls": [{"name": "write_file", "arguments": {"path": regression, "content": evil}},
+                                     {"name": "run_tests", "arguments": {"paths": [regression]}}]},
+                     *scenarios.good_fix()[1:]])
+    run = out.run
+    assert run.exit_code == 0, run.stdout[-2000:]
+    told = next(m["content"] for m in out.llm.requests[1]["messages"]
+                if m["role"] == "tool" and "found=" in m["content"])
+    assert "found=0 pieces=[]" in told, told
+    assert run.report["sandbox"]["switched_user"] is True and run.report["sandbox"]["missing"] == []
+    for secret in (run.env["INPUT_GITHUB-TOKEN"], run.env["OPENAI_API_KEY"], run.env["INCIDENT_MCP_TOKEN"]):
+        assert secret[:10] not in json.dumps(out.llm.requests)
+    assert not any(line.startswith(WORKFLOW_COMMANDS) for line in run.stdout.splitlines())
+    pushed = out.repo.remote_file("hotfix/INC-1234", "app/users/service.py")
+    assert "changed after the verdict" not in pushed and "deque(maxlen=AUDIT_LOG_SIZE)" in pushed

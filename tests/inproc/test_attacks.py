@@ -40,7 +40,7 @@ def outside():
 def test_attack_is_refused_recorded_and_the_fix_still_lands(tmp_path, outside, attack):
     assert len(ATTACKS) >= 40
     case = Case(tmp_path, attack_config(attack), attack.extra_files, attack.symlinks)
-    report, outputs, model, _ = case.run([{"tool_calls": attack.calls}, *scenarios.good_fix()[1:]])
+    report, outputs, model, _ = case.run([{"tool_calls": attack.calls}, *scenarios.fix_after_an_attack()])
     repo = case.repo
 
     assert [e["rule"] for e in report["guardrail_events"]] == [attack.rule], report["guardrail_events"]

@@ -106,3 +106,18 @@ def test_a_malformed_proposal_is_a_one_line_error_naming_the_field(case, tmp_pat
     report, _, _, _ = _deliver(case, tmp_path / "proposal", tmp_path)
     assert (report["outcome"], report["reason"]) == ("error", "bad_input")
     assert field in report["detail"] and "\n" not in report["detail"]
+
+
+def test_what_the_second_job_carries_of_the_first_is_only_well_typed_data(case, tmp_path):
+    _propose(case, tmp_path / "proposal")
+    path = tmp_path / "proposal" / "proposal.json"
+    data = json.loads(path.read_text())
+    data["report"]["llm"]["per_call"] = [{"input_tokens": "lots", "cost_usd": -5, "tool_calls": ["x", 3]}, "junk"]
+    data["report"]["tests"] = {"status": "passed!!", "failures": [{"name": "<script>"}, 7], "passed": True}
+    data["agent_summary"] = "x" * 10_000
+    path.write_text(json.dumps(data))
+    report, _, _, _ = _deliver(case, tmp_path / "proposal", tmp_path)  # the harness validates it against the schema
+    assert report["llm"]["per_call"] == [{"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+                                          "reserved_usd": 0.0, "usage_reported": False, "tool_calls": ["x"]}]
+    assert report["tests"]["status"] == "error" and report["tests"]["passed"] == 0
+    assert len(report["agent_summary"]) == 4000

@@ -233,3 +233,31 @@ except PermissionError:
 """)
     assert "denied" in done.output
     assert signal.getsignal(signal.SIGTERM) is not None  # and we are still here to say so
+
+
+def test_a_fork_bomb_is_capped_and_swept(sandbox, tmp_path):
+    tree = sandbox.copy(tmp_path / "workspace")
+    done = _run(sandbox, tree, """
+import os, time
+made = 0
+for _ in range(2000):
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        made += 1
+    except OSError:
+        break
+print("made", made, flush=True)
+""", timeout=60)
+    made = int(done.output.split("made ")[1].split()[0])
+    assert 0 < made < 2000  # stopped by the process cap, not by the loop
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == sandbox.identity.uid]
+
+
+def _uid_of(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith("Uid:"))
+    except (OSError, StopIteration):
+        return None
