@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "demo" / "sample_service"
 FAULTY = "        self._audit_log: list[dict] = []\n"
 FAULTY_USE = "            self._audit_log.append(message)\n"
+# The sample service's tests need no pytest plugin; the suite's venv has several (hypothesis, cov, xdist), whose
+# loading would double the cost of every test run the action makes. A job may set this too (docs/safety.md).
+SAMPLE_TEST_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 GIT_ENV = {"GIT_AUTHOR_NAME": "Dev", "GIT_AUTHOR_EMAIL": "dev@example.com", "GIT_COMMITTER_NAME": "Dev",
            "GIT_COMMITTER_EMAIL": "dev@example.com", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 
@@ -197,7 +200,7 @@ def run_action(base: Path, workspace: Path, event_name: str, event: dict[str, An
         "GITHUB_WORKSPACE": str(workspace), "GITHUB_OUTPUT": str(output_file),
         "GITHUB_STEP_SUMMARY": str(summary_file), "RUNNER_TEMP": str(runner_temp), "GITHUB_RUN_ID": "4242",
         "GITHUB_SERVER_URL": "https://github.example", "GITHUB_SHA": git(workspace, "rev-parse", "HEAD"),
-        "GIT_CONFIG_GLOBAL": "/dev/null", "PYTHONPATH": str(ROOT),
+        "GIT_CONFIG_GLOBAL": "/dev/null", "PYTHONPATH": str(ROOT), **SAMPLE_TEST_ENV,
         **{f"INPUT_{k.upper()}": v for k, v in inputs.items()}, **env,
     }
     for name in ("VIRTUAL_ENV", "REMEDIATE_SANDBOX_UID"):

@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from peers import events, scenarios
-from peers.harness import make_sample_repo, parse_outputs
+from peers.harness import SAMPLE_TEST_ENV, make_sample_repo, parse_outputs
 from peers.memory_github import MemoryGitHub
 from remediate.actions import Runner
 from remediate.agent.llm import Completion, ToolCall
@@ -73,7 +73,7 @@ class Case:
                "OPENAI_API_KEY": LLM_KEY, "GITHUB_REPOSITORY": "acme/svc", "GITHUB_OUTPUT": str(self.outputs_file),
                "GITHUB_STEP_SUMMARY": str(self.summary_file), "GITHUB_ENV": str(self.env_file),
                "GITHUB_PATH": str(self.path_file), "GIT_CONFIG_GLOBAL": "/dev/null",
-               "RUNNER_TEMP": str(self.runner_temp), "GITHUB_TOKEN": TOKEN}
+               "RUNNER_TEMP": str(self.runner_temp), "GITHUB_TOKEN": TOKEN, **SAMPLE_TEST_ENV}
         event = events.repository_dispatch(payload or scenarios.payload(self.repo.bug_commit))
         stdout = io.StringIO()
         edges = Edges(chat=lambda *_: model, mcp=lambda servers, environ, telemetry: McpHub(list(servers), environ),

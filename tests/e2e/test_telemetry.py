@@ -11,8 +11,6 @@ import pytest
 from peers import scenarios
 from peers.otlp_receiver import GrpcReceiver, HttpReceiver
 
-pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
-
 PAYLOAD_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PAYLOAD_SPAN = "00f067aa0ba902b7"
 
@@ -30,6 +28,7 @@ def _telemetry(endpoint: str, protocol: str, extra: str = "") -> str:
             f"  headers: {{x-tenant: sre}}\n{extra}")
 
 
+@pytest.mark.entrypoint
 def test_run_is_one_trace_continuing_the_incident(remediate, receiver, mcp):
     out = remediate(scenarios.good_fix(), config_extra=_telemetry(receiver.endpoint, receiver.protocol))
     assert out.run.exit_code == 0
@@ -123,6 +122,7 @@ def test_an_unresponsive_collector_does_not_fail_the_run(remediate, blackhole, p
     assert out.run.outputs["trace-id"] == PAYLOAD_TRACE
 
 
+@pytest.mark.entrypoint  # the SDK reads OTEL_* from the process
 def test_standard_otel_variables_alone_enable_export(remediate, mcp):
     receiver = HttpReceiver().start()
     try:
