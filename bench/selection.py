@@ -109,7 +109,14 @@ def fetch(project: Project) -> Path:
     archive = next(sdists.glob(f"{project.name.replace('-', '_')}-{project.version}.tar.gz"), None) or next(
         sdists.glob(f"{project.name}-{project.version}.tar.gz"))
     with tarfile.open(archive) as tar:
-        tar.extractall(CACHE / "src", filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(CACHE / "src", filter="data")
+        else:  # Python before 3.11.4 (Debian bookworm's 3.11.2): refuse what the data filter would
+            unsafe = [m.name for m in tar.getmembers() if m.name.startswith("/") or ".." in m.name.split("/")
+                      or not (m.isfile() or m.isdir())]
+            if unsafe:
+                raise RuntimeError(f"{archive}: unsafe members {unsafe[:3]}")
+            tar.extractall(CACHE / "src")
     extracted = next((CACHE / "src").glob(f"{project.name.replace('-', '_')}-{project.version}"), None)
     if extracted and extracted != tree:
         extracted.rename(tree)
