@@ -21,7 +21,7 @@ from pathlib import Path
 from opentelemetry import trace
 
 from remediate.actions import Runner
-from remediate.agent.budget import BudgetMeter, price_for
+from remediate.agent.budget import price_of
 from remediate.agent.llm import ChatModel, OpenAIChat
 from remediate.agent.loop import Agent
 from remediate.agent.tools import Toolbox
@@ -29,20 +29,20 @@ from remediate.config import Config, LLMConfig, MCPServerConfig, TelemetryConfig
 from remediate.context.pack import scope_note
 from remediate.context.prefetch import gather, summary
 from remediate.deliver import proposal
-from remediate.deliver.delivery import DeliveryError, base_branch, commit_change, open_or_update_pr, push
+from remediate.deliver.delivery import deliver
 from remediate.deliver.escalation import escalate
 from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
 from remediate.gitops import Git, workspace_drift
 from remediate.guard.changes import ChangeSet
 from remediate.guard.guardrails import policy_for
-from remediate.guard.sandbox import Sandbox, closed_folders
+from remediate.guard.sandbox import Sandbox, for_setup
 from remediate.guard.workspace import Workspace
 from remediate.incident import payload as incident_payload
 from remediate.mcp.client import McpHub
 from remediate.outcome import Outcome, Reason, Stop, stop
 from remediate.outputs import publish
-from remediate.records import GuardrailEvent, PullRequest
+from remediate.records import PullRequest
 from remediate.report import Report, render_changes, render_pr_body
 from remediate.run import RunRequest, Setup
 from remediate.secrets import Redactor, scrubbed_env
@@ -178,18 +178,9 @@ class Run:
                 set_error(root, str(report.reason))
 
     def _remediate(self, setup: Setup) -> None:
-        with ExitStack() as cleanup:
-            setup.preflight()
-            sandbox = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env),
-                              closed_folders(setup.environ, setup.repo))
-            cleanup.callback(sandbox.close)
-            sandbox.probe(setup.config.tests.command[0] if setup.config.tests.command else "python")
-            dirty = workspace_drift(setup.git, setup.repo, {})
-            if dirty:
-                self.report.warnings.append(
-                    f"the checkout has uncommitted changes to {len(dirty)} tracked file(s) ({', '.join(dirty[:10])}); "
-                    "tests run on the committed content with the vetted change, which is what is delivered")
-                sandbox.base_overlay = {path: setup.git.base_file(path) for path in dirty}
+        setup.preflight()
+        with for_setup(setup) as (sandbox, warnings):
+            self.report.warnings += warnings
             self.report.sandbox = sandbox.isolation()
             for missing in self.report.sandbox["missing"]:
                 self.runner.warning(f"sandbox: {missing}")
@@ -200,11 +191,7 @@ class Run:
         if config.tests.setup:
             with self.stage("test_setup"):
                 install(setup, sandbox)
-        price = price_for(config.llm.model, config.costs.prices)
-        if price is None:
-            raise UserError(f"no price is known for model {config.llm.model!r}", field="costs.prices",
-                            hint=f"add costs.prices.{config.llm.api_model}: {{input: , cached_input: , output: }} "
-                                 "in USD per million tokens")
+        price = price_of(config)
         report.model, report.budget_usd = config.llm.api_model, config.costs.budget_usd
         with ExitStack() as stack:
             with self.stage("mcp"):
@@ -222,12 +209,7 @@ class Run:
                               telemetry=setup.telemetry)
             api_key = setup.environ.get(config.llm.api_key_env) or ""
             model = self.edges.chat(config.llm, api_key, config.llm.base_url or setup.environ.get("OPENAI_BASE_URL"))
-            agent = Agent(model, toolbox, BudgetMeter(price, config.costs.budget_usd), setup.telemetry, "openai",
-                          config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens,
-                          retries=config.llm.max_retries)
-            root = trace.get_current_span()
-            root.set_attribute("gen_ai.provider.name", "openai")
-            root.set_attribute("gen_ai.request.model", config.llm.api_model)
+            agent = Agent.for_config(config, model, toolbox, price, setup.telemetry)
             prompt = pack.render() + "\n" + scope_note(policy.scope_files, policy.protected,
                                                       policy.max_files_modified, policy.max_lines_changed).render()
             with self.stage("agent"):
@@ -251,14 +233,8 @@ class Run:
                 raise Stop(Reason.TESTS_FAILED, f"affected tests {run.summary()}{stopped}")
             report.warnings.append("tests failing before the fix too, not blamed on it: "
                                    + ", ".join(verified.proof.pre_existing_failures[:10]))
-        tampered = [p for p in workspace_drift(setup.git, workspace.root, workspace.overlay())
-                    if p not in sandbox.base_overlay]
-        if tampered:
-            # Delivery ships the vetted bytes whatever the disk holds; that the disk changed is worth a look.
-            report.guardrail_events = [*report.guardrail_events, GuardrailEvent(
-                "(workspace)", ", ".join(tampered[:5]), "workspace_differs",
-                f"{len(tampered)} file(s) in the checkout differ from the base commit plus the vetted change: "
-                f"{', '.join(tampered[:10])}; the commit is built from the vetted change, not from the disk")]
+        drift = workspace.drift(workspace_drift(setup.git, workspace.root, workspace.overlay()), sandbox.base_overlay)
+        report.guardrail_events = [*report.guardrail_events, *([drift] if drift else [])]
         with self.stage("deliver"):
             report.pr = self._deliver(setup, workspace.changes, workspace.restore) if self.ships else None
         # Honest about what passed: failures that predate the fix are named, not hidden behind "passed".
@@ -268,22 +244,11 @@ class Run:
         self._end(Outcome.FIXED, reason, done)
 
     def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None]) -> PullRequest:
-        config, token, span = setup.config.delivery, self.request.github_token, setup.telemetry.span
-        with span("github get_repo"):
+        with setup.telemetry.span("github get_repo"):
             github = self._github()
-        try:
-            base = base_branch(setup.git, config, github)
-            with span("git commit"):
-                commit = commit_change(setup.git, changes, setup.incident, config, base, self.report.trace_id,
-                                       self.report.agent_summary)
-            after_commit()  # the checkout's files as before, as a checkout of the branch and back would leave it
-            with span("git push", {"remediate.branch": commit.branch}):
-                push(setup.git, commit, token, setup.incident, config.bot_email)
-        except DeliveryError as exc:
-            raise Stop(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
-        with span("github pull_request"):
-            return open_or_update_pr(github, commit, setup.incident, self.redact(render_pr_body(self.report)),
-                                     config, self.redact(render_changes(self.report)))
+        return deliver(setup, github, changes, self.request.github_token, self.report.trace_id,
+                       self.report.agent_summary, lambda: (self.redact(render_pr_body(self.report)),
+                                                           self.redact(render_changes(self.report))), after_commit)
 
     def _write_proposal(self, setup: Setup) -> Path:
         report = self.report

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from remediate.config import Config
 from remediate.errors import UserError
 from remediate.outcome import Reason, Stop
 
@@ -137,3 +138,13 @@ class BudgetMeter:
         self._last_prompt_tokens = input_tokens + output_tokens
         self._last_prompt_bytes = request_bytes + completion_bytes
         return cost
+
+
+def price_of(config: Config) -> Price:
+    """The model's price, or the one-line error that says where to give it."""
+    price = price_for(config.llm.model, config.costs.prices)
+    if price is None:
+        raise UserError(f"no price is known for model {config.llm.model!r}", field="costs.prices",
+                        hint=f"add costs.prices.{config.llm.api_model}: {{input: , cached_input: , output: }} "
+                             "in USD per million tokens")
+    return price

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from remediate.agent.budget import BudgetMeter
+from remediate.agent.budget import BudgetMeter, Price
 from remediate.agent.llm import ChatModel, Completion, LLMError
 from remediate.agent.tools import Finished, Toolbox
+from remediate.config import Config
 from remediate.outcome import Outcome, Reason, Stop
 from remediate.telemetry import Telemetry
 
@@ -59,6 +61,17 @@ class Agent:
     retries: int = 2
     messages: list[dict[str, Any]] = field(default_factory=list)
     per_call: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def for_config(cls, config: Config, model: ChatModel, toolbox: Toolbox, price: Price,
+                   telemetry: Telemetry) -> Agent:
+        """The loop as the config sets its limits; the root span learns the model it talks to."""
+        root = trace.get_current_span()
+        root.set_attribute("gen_ai.provider.name", "openai")
+        root.set_attribute("gen_ai.request.model", config.llm.api_model)
+        return cls(model, toolbox, BudgetMeter(price, config.costs.budget_usd), telemetry, "openai",
+                   config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens,
+                   retries=config.llm.max_retries)
 
     def run(self, first_prompt: str) -> AgentResult:
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first_prompt}]

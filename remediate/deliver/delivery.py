@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -19,6 +19,7 @@ from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
 from remediate.outcome import Reason, Stop
 from remediate.records import PullRequest
+from remediate.run import Setup
 
 ATTEMPT_PREFIX = "hotfix-attempt/"
 
@@ -179,3 +180,22 @@ def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: 
 
 def _missing(branch: str) -> NoReturn:
     raise GitHubError(f"GitHub API 422 while opening the pull request for {branch}, and no open one was found")
+
+
+def deliver(setup: Setup, github: GitHub, changes: ChangeSet, token: str | None, trace_id: str, summary: str | None,
+            texts: Callable[[], tuple[str, str]], after_commit: Callable[[], None]) -> PullRequest:
+    """The deliver stage: commit the vetted bytes, push, open or update the PR. `texts` renders the PR body and
+    the re-run comment once the commit exists."""
+    config, span = setup.config.delivery, setup.telemetry.span
+    try:
+        base = base_branch(setup.git, config, github)
+        with span("git commit"):
+            commit = commit_change(setup.git, changes, setup.incident, config, base, trace_id, summary)
+        after_commit()  # the checkout's files as before, as a checkout of the branch and back would leave it
+        with span("git push", {"remediate.branch": commit.branch}):
+            push(setup.git, commit, token, setup.incident, config.bot_email)
+    except DeliveryError as exc:
+        raise Stop(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
+    body, what_changed = texts()
+    with span("github pull_request"):
+        return open_or_update_pr(github, commit, setup.incident, body, config, what_changed)

@@ -28,11 +28,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from remediate.gitops import workspace_drift
 from remediate.processes import Finished
+from remediate.run import Setup
+from remediate.secrets import scrubbed_env
 
 SANDBOX_USER = "remediate-sandbox"
 # Used when the image's user does not exist (root outside the image): an id no distribution assigns.
@@ -444,3 +447,21 @@ def closed_folders(environ: Mapping[str, str], workspace: Path) -> list[Path]:
         if resolved.is_dir() and resolved not in seen and resolved != Path("/") and str(resolved) != sys.prefix:
             seen.append(resolved)
     return seen
+
+
+@contextlib.contextmanager
+def for_setup(setup: Setup) -> Iterator[tuple[Sandbox, list[str]]]:
+    """The run's sandbox, and what the run should warn about: it is closed when the run is done."""
+    box = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env), closed_folders(setup.environ, setup.repo))
+    try:
+        box.probe(setup.config.tests.command[0] if setup.config.tests.command else "python")
+        warnings = []
+        dirty = workspace_drift(setup.git, setup.repo, {})
+        if dirty:
+            warnings.append(f"the checkout has uncommitted changes to {len(dirty)} tracked file(s) "
+                            f"({', '.join(dirty[:10])}); tests run on the committed content with the vetted change, "
+                            "which is what is delivered")
+            box.base_overlay = {path: setup.git.base_file(path) for path in dirty}
+        yield box, warnings
+    finally:
+        box.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from remediate.guard.guardrails import (
     check_path,
     normalise_repo_path,
 )
+from remediate.records import GuardrailEvent
 
 MAX_FILE_BYTES = 2_000_000
 
@@ -87,6 +89,18 @@ class Workspace:
             path = self.resolve(raw)
             proposed = proposed.with_content(path, self.original(path), now)
         return self.propose(proposed)
+
+    def drift(self, differing: list[str], known: Mapping[str, object]) -> GuardrailEvent | None:
+        """The event for checkout files that differ from the base plus the vetted change (`differing`), those
+        already dirty when the run began (`known`) aside. Delivery ships the vetted bytes whatever the disk
+        holds; that the disk changed behind our back is worth a look."""
+        tampered = [path for path in differing if path not in known]
+        if not tampered:
+            return None
+        return GuardrailEvent("(workspace)", ", ".join(tampered[:5]), "workspace_differs",
+                              f"{len(tampered)} file(s) in the checkout differ from the base commit plus the vetted "
+                              f"change: {', '.join(tampered[:10])}; the commit is built from the vetted change, not "
+                              "from the disk")
 
     def restore(self) -> None:
         """Put the checkout's files back as they were before the run: once the change is committed, it lives on its
