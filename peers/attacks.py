@@ -75,6 +75,8 @@ ATTACKS = [
     Attack("own-config", [write(".remediate.yaml", "guardrails: {protected_files: []}\n")], "never_writable"),
     Attack("architect-config", [write(".architect.yaml", "guardrails: {}\n")], "never_writable"),
     Attack("gitmodules", [write(".gitmodules", "[submodule \"x\"]\n")], "never_writable"),
+    Attack("nested-gitattributes", [write("app/.gitattributes", "*.py filter=evil -diff\n")], "never_writable"),
+    Attack("gitdir-pointer", [write("app/.git", "gitdir: /tmp/elsewhere\n")], "never_writable"),
     Attack("parent-dir", [write("../escape.py")], "path_outside_repo"),
     Attack("absolute-path", [write(f"{OUTSIDE}/abs.py")], "path_outside_repo"),
     Attack("dotdot-inside", [write("app/../../escape.py")], "path_outside_repo"),

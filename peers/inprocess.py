@@ -52,7 +52,7 @@ class ScriptedModel:
 class Case:
     """One repository and its GitHub; `run` is one workflow run of the action on it."""
 
-    def __init__(self, base: Path, config: str = CONFIG, extra_files: dict[str, str] | None = None,
+    def __init__(self, base: Path, config: str | None = CONFIG, extra_files: dict[str, str] | None = None,
                  symlinks: dict[str, str] | None = None) -> None:
         self.base = base
         self.repo = make_sample_repo(base / "repo", config, extra_files, symlinks)

@@ -134,6 +134,11 @@ class Run:
         if config_error or config is None:
             raise config_error or UserError("no configuration", field="config")
         self.report.config_source = config.source
+        if config.source is None:
+            self.report.warnings.append(
+                "no configuration file found (.remediate.yaml, .remediate.yml, .architect.yaml, .architect.yml): "
+                "defaults are used, with no MCP server, so the model sees no logs or incident data; add one "
+                "(docs/configuration.md)")
         names, values = config.secret_sources()
         for value in [request.environ.get(name) for name in names] + values:
             self._secret(value)
@@ -199,8 +204,7 @@ class Run:
             with self.stage("context"):
                 pack = gather(setup, hub, report.warnings)
                 report.context = summary(pack)
-            policy, warning = policy_for(config.guardrails, config.tests, pack.implicated_files,
-                                         frozenset(setup.redact.values))
+            policy, warning = policy_for(config.guardrails, config.tests, pack.implicated_files, setup.redact.values)
             report.warnings += [warning] if warning else []
             workspace = Workspace(setup.repo, policy)
             tests = TestRunner(setup, workspace, sandbox, report.warnings)

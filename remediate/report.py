@@ -232,4 +232,7 @@ def render_summary(report: Report, report_path: str) -> str:
     lines += [f"- {_cost(report)}", f"- Trace ID: {_trace(report)}", f"- Report: `{report_path}`", "",
               *_diagnosis(report), "", "### Changes", *_changes_table(report), "", "### Tests", *_tests(report),
               "", "### Guardrail refusals", *_refusals(report)]
+    if report.warnings:
+        lines += ["", "### Warnings", *(f"- {w.splitlines()[0][:300]}" for w in report.warnings
+                                        if not w.startswith("Traceback"))]
     return "\n".join(lines)

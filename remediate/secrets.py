@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"(?i)((?:password|passwd|secret|api[_-]?key|access[_-]?token)\s*[=:]\s*[\"']?)[^\s\"',;]{6,}"),
 )
+# The formats above whose matches are credentials by their shape, learned as known values when found. Not the
+# last one: `password = config.get(...)` in source code must not make `config.get(...)` a secret.
+LEARNED_PATTERNS = len(SECRET_PATTERNS) - 1
 
 # Variables a child process may inherit; everything else (tokens, keys, INPUT_*) stays behind.
 _SAFE_ENV = frozenset({
@@ -33,8 +37,28 @@ _SAFE_PREFIXES = ("LC_",)
 _SECRET_NAME = re.compile(r"(?i)(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE|AUTH)")
 
 
+def encodings(value: str) -> set[str]:
+    """The forms a known secret may be smuggled in: itself, reversed, base64 (standard and URL-safe, with and
+    without padding), hex (both cases)."""
+    raw = value.encode()
+    forms = {value, value[::-1], raw.hex(), raw.hex().upper()}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms |= {text, text.rstrip("=")}
+    return {f for f in forms if len(f) >= 6}
+
+
+def _joined(text: str) -> str:
+    """The text with what may split a value across lines removed: whitespace, quotes, `+`, backslashes."""
+    return re.sub(r"[\s'\"+\\]", "", text)
+
+
 def contains_secret(text: str, values: Iterable[str] = ()) -> bool:
-    return any(v and v in text for v in values) or any(p.search(text) for p in SECRET_PATTERNS)
+    """A known value in any of its encodings, also when split across lines or string pieces, or a known format."""
+    if any(p.search(text) for p in SECRET_PATTERNS):
+        return True
+    joined = _joined(text)
+    return any(form in text or form in joined for value in values if value for form in encodings(value))
 
 
 @dataclass
@@ -50,8 +74,15 @@ class Redactor:
                 self.values.add(secret)
 
     def __call__(self, text: str) -> str:
+        """Known values out, then known formats; what a format finds becomes a known value for the rest of the
+        run, so the model repeating it later, without what made it recognisable, is caught too."""
         if not text:
             return text
+        for pattern in SECRET_PATTERNS[:LEARNED_PATTERNS]:
+            for match in pattern.finditer(text):
+                value = match.group(0)[len(match.group(1)):] if match.groups() else match.group(0)
+                if len(value) >= 12:
+                    self.add(value)
         for secret in sorted(self.values, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         for pattern in SECRET_PATTERNS:

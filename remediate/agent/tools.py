@@ -25,7 +25,7 @@ from remediate.mcp.client import McpError, McpHub
 from remediate.mcp.content import function_description, function_parameters
 from remediate.outcome import Reason, Stop
 from remediate.records import GuardrailEvent, TestRun
-from remediate.secrets import Redactor
+from remediate.secrets import Redactor, contains_secret
 
 MAX_READ_LINES = 400
 COMMAND_TIMEOUT_S = 300
@@ -279,6 +279,10 @@ class Toolbox:
     def _mcp(self, name: str, arguments: dict[str, Any]) -> str:
         assert self.mcp is not None
         tool = self.mcp.tools[name]
+        if contains_secret(json.dumps(arguments), self.redact.values):
+            # A query string is a way out too: nothing the run knows as secret is sent to a server.
+            return self.refuse(name, self.redact(json.dumps(arguments))[:200], "secret_in_mcp_arguments",
+                               "the arguments carry a credential; nothing was sent")
         try:
             result = self.mcp.call(tool, arguments, by="agent")
         except McpError as exc:

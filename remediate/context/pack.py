@@ -82,7 +82,7 @@ def locate_function(source: str, dotted: str) -> tuple[int, int] | None:
 def build_context(incident: Incident, *, read: Callable[[str], str | None], tracked: Sequence[str],
                   commit_text: str | None, mcp_texts: Mapping[str, str], redact: Callable[[str], str],
                   log_budget_tokens: int) -> ContextPack:
-    sections = [Section("Incident", _incident_text(incident), "incident payload")]
+    sections = [Section("Incident", redact(_incident_text(incident)), "incident payload")]
     logs: list[dict[str, Any]] = []
     share = CHARS_PER_TOKEN * log_budget_tokens // max(len(mcp_texts), 1)
     for label, text in mcp_texts.items():

@@ -56,8 +56,15 @@ class Commit:
     base_branch: str
 
 
+TITLE_SUMMARY_CHARS = 90
+
+
 def pr_title(incident: Incident) -> str:
-    summary = " ".join(incident.summary.split())[:90] or "automated fix"
+    """`hotfix(<id>): <summary>`, the summary cut at a word boundary with an ellipsis when it is long."""
+    summary = " ".join(incident.summary.split()) or "automated fix"
+    if len(summary) > TITLE_SUMMARY_CHARS:
+        cut = summary[:TITLE_SUMMARY_CHARS - 1]
+        summary = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:.-") + "…"
     return f"hotfix({incident.id[:40]}): {summary}"
 
 

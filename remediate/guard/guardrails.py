@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pathspec
@@ -15,7 +16,9 @@ from remediate.secrets import contains_secret
 # Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a
 # write token is privilege escalation), and our own guardrail configuration.
 NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
-    "/.git", "/.git/**", ".git/", "/.github/", "/.gitmodules", "/.gitattributes",
+    # At any depth: a .gitattributes in a subfolder sets filters and hides diffs, a file named .git is a gitdir
+    # pointer, a nested .gitmodules adds submodules.
+    ".git", ".git/", ".gitmodules", ".gitattributes", "/.github/",
     "/.remediate.yaml", "/.remediate.yml", "/.architect.yaml", "/.architect.yml",
     "/.remediate/",  # the action's own data, such as the coverage map that decides which tests run
 ])
@@ -62,7 +65,8 @@ class WritePolicy:
     # None: the whole repository is in scope (protected paths still are not).
     scope_files: frozenset[str] | None = None
     scope_globs: tuple[str, ...] = TEST_CODE_GLOBS
-    secret_values: frozenset[str] = frozenset()
+    # The run's known secrets: the redactor's live set, so values learned later count too.
+    secret_values: Collection[str] = frozenset()
     _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
     _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
 
@@ -140,7 +144,7 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
 
 
 def policy_for(guardrails: GuardrailsConfig, tests: TestsConfig, implicated: frozenset[str],
-               secret_values: frozenset[str]) -> tuple[WritePolicy, str | None]:
+               secret_values: Collection[str]) -> tuple[WritePolicy, str | None]:
     """The run's write policy from the config and the files the diagnosis implicates, and a warning when
     the suspects scope has nothing to hold on to."""
     scope: frozenset[str] | None = None

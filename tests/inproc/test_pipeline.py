@@ -96,3 +96,50 @@ def test_the_run_tests_tool_and_the_final_run_select_the_same_tests(case):
     tool_result = next(m["content"] for m in model.requests[-1] if m["role"] == "tool" and "selected:" in m["content"])
     selected = tool_result.split("selected: ", 1)[1].splitlines()[0].split(", ")
     assert sorted(selected) == sorted(report["tests"]["selected"])
+
+
+def test_a_run_without_a_config_file_says_so_in_the_log_the_summary_and_the_report(tmp_path):
+    case = Case(tmp_path, config=None)
+    report, _, _, stdout = case.run([{"tool_calls": [{"name": "escalate", "arguments": {"reason": "no logs"}}]}],
+                                    inputs={"dry-run": "true"})
+    assert report["config_source"] is None
+    [warning] = [w for w in report["warnings"] if w.startswith("no configuration file found")]
+    assert "no MCP server" in warning
+    assert any(line.startswith("::warning::no configuration file found") for line in stdout.splitlines())
+    assert "no configuration file found" in case.summary_file.read_text()
+
+
+LEARNED = "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD"  # an AWS secret key, known only by its shape in the payload
+
+
+def test_a_secret_found_in_the_payload_is_kept_everywhere_the_model_repeats_it(tmp_path):
+    import base64
+
+    case = Case(tmp_path)
+    payload = scenarios.payload(case.repo.bug_commit,
+                                summary=f"Memory leak; the worker logged aws_secret_access_key={LEARNED} on exit")
+    encoded = base64.b64encode(LEARNED.encode()).decode()
+    smuggled = [f"K = '{LEARNED}'\n", f"K = '{encoded}'\n", f"K = '{LEARNED[::-1]}'\n",
+                f"K = ('{LEARNED[:20]}'\n     '{LEARNED[20:]}')\n"]
+    script = [{"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/test_leak.py", "content": text}}
+                              for text in smuggled]},
+              *scenarios.good_fix()[1:-1],
+              {"tool_calls": [{"name": "finish", "arguments": {"summary": f"Fixed; the key was {LEARNED}"}}]}]
+    report, _, model, stdout = case.run(script, payload=payload)
+    assert [e["rule"] for e in report["guardrail_events"]] == ["secret_in_change"] * 4
+    assert LEARNED not in json.dumps(model.requests[0])  # the first prompt did not carry it: the payload was redacted
+    [pr] = case.github.pulls
+    shown = [stdout, json.dumps(report), pr["body"], case.summary_file.read_text(),
+             case.repo.remote_log("hotfix/INC-1234")]
+    assert all(LEARNED not in text for text in shown)
+    assert "[REDACTED]" in pr["body"] and "[REDACTED]" in case.repo.remote_log("hotfix/INC-1234")
+
+
+def test_a_learned_secret_in_an_escalation_is_scrubbed_from_the_issue(tmp_path):
+    case = Case(tmp_path)
+    payload = scenarios.payload(case.repo.bug_commit, summary=f"Leak; AWS_SECRET_ACCESS_KEY: {LEARNED} in the dump")
+    report, _, _, stdout = case.run([{"tool_calls": [{"name": "escalate", "arguments": {
+        "reason": f"cannot fix without rotating {LEARNED}"}}]}], payload=payload)
+    [issue] = case.github.issues
+    assert "[REDACTED]" in issue["body"]
+    assert LEARNED not in issue["body"] + issue["title"] + json.dumps(report) + stdout

@@ -110,3 +110,10 @@ def test_credentials_in_added_lines_are_refused():
 def test_editing_back_to_the_original_drops_the_file_from_the_change():
     changes = _set(a=("x\n", "y\n")).with_content("a", "x\n", "x\n")
     assert len(changes) == 0 and changes.lines_changed == 0
+
+
+@pytest.mark.parametrize("path", ["app/.gitattributes", "app/.gitmodules", "app/.git", "app/.git/config",
+                                  ".GITATTRIBUTES", "deep/er/.Git"])
+def test_git_control_files_are_never_writable_at_any_depth(path):
+    verdict = check_path(path, WritePolicy(PROTECTED, scope_files=None))
+    assert not verdict.allowed and verdict.rule == "never_writable"

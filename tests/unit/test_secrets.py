@@ -43,3 +43,29 @@ def test_child_environment_is_an_allowlist():
            "DATABASE_URL": "postgres://u:p@h/db", "APP_MODE": "test"}
     assert scrubbed_env(env) == {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C"}
     assert scrubbed_env(env, passthrough=["APP_MODE"])["APP_MODE"] == "test"
+
+
+def test_a_value_found_by_its_format_is_known_from_then_on():
+    from remediate.secrets import Redactor
+
+    redact = Redactor()
+    key = "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD"
+    assert redact(f"aws_secret_access_key={key}") == "aws_secret_access_key=[REDACTED]"
+    assert redact(f"the model repeats {key} bare") == "the model repeats [REDACTED] bare"
+    # The generic `password=` form is redacted where seen, but what follows it is not learned: source code.
+    assert redact("password = config.get('db')") == "password = [REDACTED]'db')"
+    assert redact("config.get('db') elsewhere") == "config.get('db') elsewhere"
+
+
+def test_known_secrets_are_found_encoded_reversed_and_split():
+    import base64
+
+    from remediate.secrets import contains_secret
+
+    value = "tok_0123456789abcdefghij"
+    for smuggled in (value, value[::-1], value.encode().hex(), value.encode().hex().upper(),
+                     base64.b64encode(value.encode()).decode(), base64.urlsafe_b64encode(value.encode()).decode(),
+                     base64.b64encode(value.encode()).decode().rstrip("="),
+                     f'k = ("{value[:10]}"\n     "{value[10:]}")', f"k = '{value[:7]}' + '{value[7:]}'"):
+        assert contains_secret(f"x = 1\n{smuggled}\n", [value]), smuggled
+    assert not contains_secret("an ordinary line of code\nreturn total", [value])

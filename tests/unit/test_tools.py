@@ -127,3 +127,23 @@ def test_blocked_and_compound_commands(commanding):
     out = commanding.execute("run_command", json.dumps({"command": "cat app.py && cat app.py | cat"}))
     assert "REFUSED (command_not_simple)" in out
     assert len(commanding.workspace.changes) == 0
+
+
+def test_mcp_arguments_that_carry_a_known_secret_are_never_sent(toolbox):
+    from remediate.mcp.client import McpTool
+
+    sent = []
+
+    class Hub:
+        def __init__(self) -> None:
+            self.tools = {"mcp__logs__query": McpTool("logs", "query", "search logs", {"type": "object"}, True)}
+
+        def call(self, tool, arguments, *, by):
+            sent.append(arguments)
+            raise AssertionError("nothing may be sent")
+
+    toolbox.mcp = Hub()
+    toolbox.redact.add("ghs_knownsecret0123456789")
+    result = toolbox.execute("mcp__logs__query", json.dumps({"q": "service:x token:ghs_knownsecret0123456789"}))
+    assert "REFUSED (secret_in_mcp_arguments)" in result and sent == []
+    assert toolbox.events[-1].rule == "secret_in_mcp_arguments" and "ghs_known" not in toolbox.events[-1].target
