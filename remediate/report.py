@@ -13,6 +13,7 @@ from typing import Any
 from remediate import __version__
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
+from remediate.inert import code, inert, inline
 from remediate.outcome import Outcome, Reason
 from remediate.records import Escalation, GuardrailEvent, McpCallRecord, PullRequest, RegressionProof, TestRun
 
@@ -114,9 +115,23 @@ def load_schema() -> dict[str, Any]:
 
 
 # Markdown ------------------------------------------------------------------------------------------
-def _code(text: str, lang: str = "") -> str:
-    fence = "````" if "```" in text else "```"
-    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+_code = code  # every fenced block: no content closes it
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: a `|` of the text does not end it."""
+    return text.replace("|", "\\|")
+
+
+def _link_text(text: str) -> str:
+    return inert(text).replace("[", "\\[").replace("]", "\\]")
+
+
+def _url(url: str) -> str:
+    """An http(s) URL that cannot end the link early or turn into anything else."""
+    if not url.lower().startswith(("https://", "http://")):
+        return "#"
+    return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
 
 
 def _trace(report: Report) -> str:
@@ -127,16 +142,16 @@ def _diagnosis(report: Report) -> list[str]:
     incident = report.incident
     if incident is None:
         return ["_No incident could be read._"]
-    lines = [f"**Incident** `{incident.id}`" + (f" · {incident.severity}" if incident.severity else "") +
-             (f" · service `{incident.service}`" if incident.service else ""),
-             "", f"> {incident.summary or '(no summary)'}".replace("\n", "\n> ")]
-    suspects = [*(f"`{f}`" for f in incident.suspect.files), *(f"`{f}()`" for f in incident.suspect.functions)]
+    lines = [f"**Incident** {inline(incident.id)}" + (f" · {inert(incident.severity)}" if incident.severity else "") +
+             (f" · service {inline(incident.service)}" if incident.service else ""),
+             "", f"> {inert(incident.summary) or '(no summary)'}".replace("\n", "\n> ")]
+    suspects = [*(inline(f) for f in incident.suspect.files), *(inline(f"{f}()") for f in incident.suspect.functions)]
     if incident.suspect.commit:
-        suspects.append(f"commit `{incident.suspect.commit}`")
+        suspects.append(f"commit {inline(incident.suspect.commit)}")
     if suspects:
         lines += ["", "Suspects: " + ", ".join(suspects)]
     if incident.links:
-        lines += ["", "Links: " + " · ".join(f"[{name}]({url})" for name, url in incident.links)]
+        lines += ["", "Links: " + " · ".join(f"[{_link_text(name)}]({_url(url)})" for name, url in incident.links)]
     return lines
 
 
@@ -150,7 +165,7 @@ def _changes_table(report: Report) -> list[str]:
     rows = ["| file | status | + | - |", "|---|---|---|---|"]
     for change in report.changes:
         added, removed = change.counts()
-        rows.append(f"| `{change.path}` | {change.status} | {added} | {removed} |")
+        rows.append(f"| {_cell(inline(change.path))} | {change.status} | {added} | {removed} |")
     return rows
 
 
@@ -160,19 +175,19 @@ def _tests(report: Report) -> list[str]:
         return ["_Tests were not run._"]
     lines = [f"**{run.status}**: {run.passed} passed, {run.failed} failed, {run.errors} errors, "
              f"{run.skipped} skipped in {run.duration_s:.1f}s", "",
-             "Selected: " + (", ".join(f"`{t}`" for t in run.selected) or "_none_"),
-             "", "Command: `" + " ".join(p for p in run.command if not p.startswith("--junitxml="))[:200] + "`"]
+             "Selected: " + (", ".join(inline(t) for t in run.selected) or "_none_"),
+             "", "Command: " + inline(" ".join(p for p in run.command if not p.startswith("--junitxml="))[:200])]
     proof = report.regression
     if proof is not None:
         mark = {"fails_before_passes_after": "✅", "no_new_test": "⚠️", "passes_before": "⚠️",
                 "fails_after": "❌", "not_run": "⚠️"}[proof.verdict]
-        tests = ", ".join(f"`{t}`" for t in proof.tests)
-        lines += ["", f"Regression proof {mark}: {tests + ' ' if tests else ''}{proof.detail}."]
+        tests = ", ".join(inline(t) for t in proof.tests)
+        lines += ["", f"Regression proof {mark}: {tests + ' ' if tests else ''}{inert(proof.detail)}."]
         if proof.pre_existing_failures:
             lines += ["", "Failing before the fix too (not caused by it): "
-                      + ", ".join(f"`{n}`" for n in proof.pre_existing_failures[:10])]
+                      + ", ".join(inline(n) for n in proof.pre_existing_failures[:10])]
     for failure in run.failures[:10]:
-        lines += ["", f"<details><summary>FAILED {failure.name}</summary>", "", _code(failure.message), "",
+        lines += ["", f"<details><summary>FAILED {inert(failure.name)}</summary>", "", _code(failure.message), "",
                   "</details>"]
     return lines
 
@@ -182,19 +197,20 @@ def _refusals(report: Report) -> list[str]:
         return ["_None._"]
     rows = ["| tool | target | rule | detail |", "|---|---|---|---|"]
     for event in report.guardrail_events:
-        detail = event.detail.replace("|", "\\|").replace("\n", " ")[:300]
-        rows.append(f"| `{event.tool}` | `{event.target[:80]}` | {event.rule} | {detail} |")
+        detail = _cell(inert(event.detail.replace("\n", " ")[:300]))
+        rows.append(f"| {_cell(inline(event.tool))} | {_cell(inline(event.target[:80]))} | {event.rule} | {detail} |")
     return rows
 
 
 def _cost(report: Report) -> str:
     budget = f" of ${report.budget_usd:.2f} budget" if report.budget_usd is not None else ""
-    return f"{len(report.llm_calls)} LLM calls to `{report.model}`, ${report.cost_usd:.4f}{budget}"
+    return f"{len(report.llm_calls)} LLM calls to {inline(str(report.model))}, ${report.cost_usd:.4f}{budget}"
 
 
 def render_pr_body(report: Report) -> str:
-    parts = ["## Hotfix for incident " + (f"`{report.incident.id}`" if report.incident else ""), "",
-             *_diagnosis(report), "", "### Why this change", report.agent_summary or "_No summary given._", "",
+    parts = ["## Hotfix for incident " + (inline(report.incident.id) if report.incident else ""), "",
+             *_diagnosis(report), "", "### Why this change", inert(report.agent_summary or "") or "_No summary given._",
+             "",
              "### Changes", *_changes_table(report), "", "<details><summary>Diff</summary>", "",
              _code(report.changes.diff(), "diff"), "", "</details>", "",
              "### Tests", *_tests(report), "", "### Guardrail refusals", *_refusals(report), "",
@@ -204,15 +220,15 @@ def render_pr_body(report: Report) -> str:
 
 
 def render_escalation(report: Report) -> str:
-    parts = [f"## remediate could not ship a fix: `{report.reason}`", "", report.detail or "", "",
+    parts = [f"## remediate could not ship a fix: `{report.reason}`", "", inert(report.detail or ""), "",
              "### Diagnosis", *_diagnosis(report), "", "### What was tried",
-             report.agent_summary or "_The agent did not summarise its attempt._", "",
+             inert(report.agent_summary or "") or "_The agent did not summarise its attempt._", "",
              "### Attempted change", *_changes_table(report)]
     if len(report.changes):
         parts += ["", "<details><summary>Attempted diff</summary>", "", _code(report.changes.diff(), "diff"),
                   "", "</details>"]
     if report.attempt_branch:
-        parts += ["", f"The attempted change is on branch `{report.attempt_branch}` to start from."]
+        parts += ["", f"The attempted change is on branch {inline(report.attempt_branch)} to start from."]
     parts += ["", "### Tests", *_tests(report)]
     if report.tests and report.tests.output_tail and not report.tests.ok:
         parts += ["", "<details><summary>Test output (tail)</summary>", "",
@@ -224,7 +240,8 @@ def render_escalation(report: Report) -> str:
 
 def render_summary(report: Report, report_path: str) -> str:
     icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌"}[report.outcome]
-    lines = [f"# {icon} remediate: {report.outcome}", "", f"Reason: `{report.reason}` {report.detail}".strip(), ""]
+    reason = f"Reason: `{report.reason}` {inert(report.detail)}".strip()
+    lines = [f"# {icon} remediate: {report.outcome}", "", reason, ""]
     if report.pr:
         lines.append(f"- Pull request: [#{report.pr.number}]({report.pr.url}) on `{report.pr.branch}`")
     if report.escalation and report.escalation.issue_url:
@@ -233,6 +250,6 @@ def render_summary(report: Report, report_path: str) -> str:
               *_diagnosis(report), "", "### Changes", *_changes_table(report), "", "### Tests", *_tests(report),
               "", "### Guardrail refusals", *_refusals(report)]
     if report.warnings:
-        lines += ["", "### Warnings", *(f"- {w.splitlines()[0][:300]}" for w in report.warnings
+        lines += ["", "### Warnings", *(f"- {inert(w.splitlines()[0][:300])}" for w in report.warnings
                                         if not w.startswith("Traceback"))]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from remediate.deliver.github import GitHub, GitHubError
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
+from remediate.inert import inert_plain, inline
 from remediate.outcome import Reason, Stop
 from remediate.records import PullRequest
 from remediate.run import Setup
@@ -65,7 +66,7 @@ def pr_title(incident: Incident) -> str:
     if len(summary) > TITLE_SUMMARY_CHARS:
         cut = summary[:TITLE_SUMMARY_CHARS - 1]
         summary = (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:.-") + "…"
-    return f"hotfix({incident.id[:40]}): {summary}"
+    return inert_plain(f"hotfix({incident.id[:40]}): {summary}")
 
 
 def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, base_branch: str,
@@ -94,7 +95,7 @@ def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: Deli
             mode = mode if mode in ("100644", "100755") else "100644"
             git.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{change.path}", extra_env=index)
         tree = git.run("write-tree", extra_env=index).stdout.decode().strip()
-    message = (f"{pr_title(incident)}\n\n{(summary or '').strip()[:2000]}\n\n"
+    message = (f"{pr_title(incident)}\n\n{inert_plain((summary or '').strip()[:2000])}\n\n"
                f"Incident-Id: {incident.id}\nTrace-Id: {trace_id}\n")
     identity = {"GIT_AUTHOR_NAME": config.bot_name, "GIT_AUTHOR_EMAIL": config.bot_email,
                 "GIT_COMMITTER_NAME": config.bot_name, "GIT_COMMITTER_EMAIL": config.bot_email}
@@ -168,7 +169,7 @@ def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: 
     if existing:
         pr = existing
         github.edit_body(pr.number, body)
-        github.comment(pr.number, f"remediate re-ran for incident `{incident.id}` and force-pushed this branch "
+        github.comment(pr.number, f"remediate re-ran for incident {inline(incident.id)} and force-pushed this branch "
                                   f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
     else:
         opened = github.create_pull_request(commit.base_branch, commit.branch, pr_title(incident), body, config.draft)

@@ -18,6 +18,7 @@ from remediate.deliver.delivery import attempt_branch, commit_change, push
 from remediate.deliver.github import GitHub
 from remediate.gitops import Git
 from remediate.incident.payload import Incident
+from remediate.inert import inert_plain
 from remediate.records import Escalation
 from remediate.report import Report, render_escalation
 from remediate.secrets import Redactor
@@ -44,7 +45,7 @@ def escalate_to_issue(github: GitHub, incident: Incident | None, body: str, reas
         if tag in issue.body:
             github.comment(issue.number, f"remediate ran again and escalated: `{reason}`\n\n{body}")
             return issue.url, issue.number
-    title = f"[remediate] Incident {incident_id[:60]} needs a human: {reason}"
+    title = inert_plain(f"[remediate] Incident {incident_id[:60]} needs a human: {reason}")
     issue = github.create_issue(title, f"{tag}\n{body}", config.labels)
     return issue.url, issue.number
 
