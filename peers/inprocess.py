@@ -38,9 +38,11 @@ class ScriptedModel:
     def __init__(self, script: list[dict[str, Any] | Exception]) -> None:
         self.script = list(script)
         self.requests: list[list[dict[str, Any]]] = []
+        self.tools: list[list[dict[str, Any]]] = []  # the tools offered with each request
 
     def complete(self, messages: Any, tools: Any, max_tokens: int) -> Completion:
         self.requests.append(copy.deepcopy(list(messages)))
+        self.tools.append(copy.deepcopy(list(tools)))
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step

@@ -39,7 +39,7 @@ from remediate.guard.guardrails import policy_for
 from remediate.guard.sandbox import Sandbox, for_setup
 from remediate.guard.workspace import Workspace
 from remediate.incident import payload as incident_payload
-from remediate.mcp.client import McpHub
+from remediate.mcp.client import McpHub, withheld_tools
 from remediate.outcome import Outcome, Reason, Stop, stop
 from remediate.outputs import publish
 from remediate.records import PullRequest
@@ -201,6 +201,11 @@ class Run:
         with ExitStack() as stack:
             with self.stage("mcp"):
                 hub = stack.enter_context(self.edges.mcp(config.mcp.servers, setup.environ, setup.telemetry))
+                report.mcp_withheld = [w for server in config.mcp.servers
+                                       for w in withheld_tools(server, hub.offered.get(server.name, []))]
+                for server in {w["server"] for w in report.mcp_withheld}:
+                    names = ", ".join(w["tool"] for w in report.mcp_withheld if w["server"] == server)
+                    self.runner.log(f"MCP server {server}: not offered to the model: {names}")
             with self.stage("context"):
                 pack = gather(setup, hub, report.warnings)
                 report.context = summary(pack)

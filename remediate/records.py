@@ -23,9 +23,11 @@ class GuardrailEvent:
     target: str
     rule: str
     detail: str
+    arguments: str = ""  # what was asked, redacted and cut: "the model tried to run kubectl apply" stays readable
 
     def to_dict(self) -> dict[str, str]:
-        return {"tool": self.tool, "target": self.target, "rule": self.rule, "detail": self.detail}
+        return {"tool": self.tool, "target": self.target, "rule": self.rule, "detail": self.detail,
+                "arguments": self.arguments}
 
 
 @dataclass(frozen=True)

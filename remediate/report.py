@@ -42,6 +42,7 @@ class Report:
     guardrail_events: list[GuardrailEvent] = field(default_factory=list)
     tests: TestRun | None = None
     mcp_calls: list[McpCallRecord] = field(default_factory=list)
+    mcp_withheld: list[dict[str, str]] = field(default_factory=list)  # offered by a server, not to the model
     context: dict[str, Any] = field(default_factory=dict)
     pr: PullRequest | None = None
     escalation: Escalation | None = None
@@ -87,6 +88,7 @@ class Report:
                 **self.tests.to_dict(), "regression_proof": self.regression.to_dict() if self.regression else None},
             "mcp_calls": [{"server": r.server, "tool": r.tool, "ok": r.ok, "duration_ms": r.duration_ms,
                            "by": r.by} for r in self.mcp_calls],
+            "mcp_tools_withheld": self.mcp_withheld,
             "context": self.context,
             "pr": None if not self.pr else {"number": self.pr.number, "url": self.pr.url,
                                             "branch": self.pr.branch, "created": self.pr.created},
@@ -195,10 +197,11 @@ def _tests(report: Report) -> list[str]:
 def _refusals(report: Report) -> list[str]:
     if not report.guardrail_events:
         return ["_None._"]
-    rows = ["| tool | target | rule | detail |", "|---|---|---|---|"]
+    rows = ["| tool | asked | rule | detail |", "|---|---|---|---|"]
     for event in report.guardrail_events:
         detail = _cell(inert(event.detail.replace("\n", " ")[:300]))
-        rows.append(f"| {_cell(inline(event.tool))} | {_cell(inline(event.target[:80]))} | {event.rule} | {detail} |")
+        asked = _cell(inline((event.arguments or event.target)[:160]))
+        rows.append(f"| {_cell(inline(event.tool))} | {asked} | {event.rule} | {detail} |")
     return rows
 
 

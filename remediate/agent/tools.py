@@ -31,6 +31,7 @@ MAX_READ_LINES = 400
 COMMAND_TIMEOUT_S = 300
 SEARCH_TIMEOUT_S = 20  # search_code stops there and says so; its regex engine (RE2) is linear-time anyway
 MAX_OBSERVATION_CHARS = 12_000
+MAX_ASKED_CHARS = 300
 # Tool caches a command leaves behind: never committed (only vetted paths are), so not changes to judge.
 CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/",
                                             ".tox/", ".nox/", "node_modules/", ".coverage", "*.egg-info/"])
@@ -108,6 +109,7 @@ class Toolbox:
     max_refusals: int = 5
     telemetry: Any = None
     events: list[GuardrailEvent] = field(default_factory=list)
+    _asked: str = ""  # the arguments of the call being executed, for the record of a refusal
     last_test_run: TestRun | None = None
 
     def schemas(self) -> list[dict[str, Any]]:
@@ -127,13 +129,16 @@ class Toolbox:
 
     def refuse(self, tool: str, target: str, rule: str, detail: str) -> str:
         self._verdict_span(tool, target, False, rule)
-        self.events.append(GuardrailEvent(tool, target, rule, self.redact(detail)))
+        asked = self.redact(self._asked)
+        asked = asked if len(asked) <= MAX_ASKED_CHARS else asked[:MAX_ASKED_CHARS] + "…"
+        self.events.append(GuardrailEvent(tool, self.redact(target), rule, self.redact(detail), asked))
         refusals = len(self.events)
         if refusals >= self.max_refusals:
             raise RefusalLimit(f"{refusals} refused tool calls (limit {self.max_refusals}); last: {rule}")
         return f"REFUSED ({rule}): {detail}. Nothing was changed. Refusals so far: {refusals} of {self.max_refusals}."
 
     def execute(self, name: str, raw_arguments: str) -> str:
+        self._asked = raw_arguments or "{}"
         try:
             arguments = json.loads(raw_arguments or "{}")
         except json.JSONDecodeError as exc:

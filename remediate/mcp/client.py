@@ -54,6 +54,14 @@ def allowed_tools(server: MCPServerConfig, tools: list[McpTool]) -> list[McpTool
     return [t for t in tools if t.read_only]
 
 
+def withheld_tools(server: MCPServerConfig, tools: list[McpTool]) -> list[dict[str, str]]:
+    """The tools a server offers that the model is not given, each with why, so a user knows what to allow."""
+    allowed = {t.name for t in allowed_tools(server, tools)}
+    why = ("not in this server's tools: allowlist" if server.tools is not None
+           else "not annotated read-only by the server (add it to tools: to allow it)")
+    return [{"server": server.name, "tool": t.name, "why": why} for t in tools if t.name not in allowed]
+
+
 class _Connection:
     """One server's session, owned by one task: the SDK's task groups must be entered and left by the same
     task, so a reconnect asks the owner to close and reopen rather than doing it from the calling task."""

@@ -115,6 +115,10 @@ def test_only_read_only_mcp_tools_are_offered(remediate, mcp):
     tools = out.offered_tools()
     assert {"mcp__incidents__get_incident_logs", "mcp__incidents__get_incident"} <= tools
     assert "mcp__incidents__restart_service" not in tools
+    assert {"server": "incidents", "tool": "restart_service",
+            "why": "not annotated read-only by the server (add it to tools: to allow it)"} in \
+        out.run.report["mcp_tools_withheld"]
+    assert "MCP server incidents: not offered to the model: " in out.run.stdout and "restart_service" in out.run.stdout
     assert "run_command" not in tools  # no shell unless the config allows commands
     assert [c["tool"] for c in mcp.calls()] == ["get_incident_logs", "get_incident"]
     assert out.run.report["guardrail_events"][0]["rule"] == "unknown_tool"

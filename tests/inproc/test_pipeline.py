@@ -169,3 +169,14 @@ def test_text_from_the_payload_and_the_model_acts_on_nothing_on_github(tmp_path)
     for text in (issue["title"], issue["body"]):
         assert not GITHUB_MENTION.search(text) and not GITHUB_CLOSING.search(text)
     assert issue["body"].count("<!-- remediate:incident:") == 1  # ours, at the top; the forged one is shown as text
+
+
+def test_a_refused_call_is_recorded_with_what_was_asked_even_for_a_tool_not_offered(tmp_path):
+    case = Case(tmp_path)
+    deploy = {"name": "run_command", "arguments": {"command": "kubectl apply -f k8s/"}}
+    report, _, model, _ = case.run([{"tool_calls": [deploy]}, *scenarios.good_fix()[1:]])
+    assert "run_command" not in {t["function"]["name"] for t in model.tools[0]}
+    [event] = report["guardrail_events"]
+    assert (event["tool"], event["rule"]) == ("run_command", "unknown_tool")
+    assert "kubectl apply -f k8s/" in event["arguments"]
+    assert "kubectl apply -f k8s/" in case.github.pulls[0]["body"]

@@ -101,3 +101,16 @@ def test_only_a_lost_transport_counts_as_a_dropped_session():
     # A tool's own failure mentioning connections is the server's answer: retrying it on a new session is waste.
     assert not dropped_session(RuntimeError("cannot connect to Loki at http://loki:3100"))
     assert not dropped_session(TimeoutError())
+
+
+def test_withheld_tools_are_named_with_why():
+    from remediate.config import MCPServerConfig
+    from remediate.mcp.client import McpTool, withheld_tools
+
+    tools = [McpTool("s", "read_logs", "", {}, True), McpTool("s", "restart", "", {}, False)]
+    by_annotation = MCPServerConfig(name="s", url="http://x/mcp")
+    assert withheld_tools(by_annotation, tools) == [
+        {"server": "s", "tool": "restart", "why": "not annotated read-only by the server (add it to tools: to allow it)"}]
+    by_list = MCPServerConfig(name="s", url="http://x/mcp", tools=["restart"])
+    assert withheld_tools(by_list, tools) == [
+        {"server": "s", "tool": "read_logs", "why": "not in this server's tools: allowlist"}]
