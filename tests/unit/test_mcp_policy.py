@@ -109,8 +109,8 @@ def test_withheld_tools_are_named_with_why():
 
     tools = [McpTool("s", "read_logs", "", {}, True), McpTool("s", "restart", "", {}, False)]
     by_annotation = MCPServerConfig(name="s", url="http://x/mcp")
-    assert withheld_tools(by_annotation, tools) == [
-        {"server": "s", "tool": "restart", "why": "not annotated read-only by the server (add it to tools: to allow it)"}]
+    why = "not annotated read-only by the server (add it to tools: to allow it)"
+    assert withheld_tools(by_annotation, tools) == [{"server": "s", "tool": "restart", "why": why}]
     by_list = MCPServerConfig(name="s", url="http://x/mcp", tools=["restart"])
     assert withheld_tools(by_list, tools) == [
         {"server": "s", "tool": "read_logs", "why": "not in this server's tools: allowlist"}]
