@@ -199,8 +199,11 @@ class TestsConfig(_Model):
 
 class TelemetryConfig(_Model):
     enabled: bool = False
-    exporter: Literal["otlp", "console", "none"] = "otlp"
+    # architect's meaning: `otlp` is OTLP over gRPC unless `protocol` (or OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL)
+    # says http/protobuf; `json-file` appends one JSON span a line to `trace_file`.
+    exporter: Literal["otlp", "console", "json-file", "none"] = "otlp"
     endpoint: str | None = None
+    trace_file: str | None = None
     protocol: Literal["grpc", "http/protobuf"] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     flush_timeout_seconds: float = Field(default=2.0, gt=0, le=30)

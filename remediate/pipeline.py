@@ -46,7 +46,7 @@ from remediate.records import PullRequest
 from remediate.report import Report, render_changes, render_pr_body
 from remediate.run import RunRequest, Setup
 from remediate.secrets import Redactor, scrubbed_env
-from remediate.telemetry import Telemetry, parent_context, set_error, trace_id_of, traceparent_of
+from remediate.telemetry import Telemetry, new_trace_id, parent_context, set_error, trace_id_of, traceparent_of
 from remediate.telemetry import setup as telemetry_setup
 from remediate.verify.runner import TestRunner, install
 
@@ -74,6 +74,7 @@ class Run:
     report: Report = field(default_factory=Report)
     redact: Redactor = field(default_factory=Redactor)
     telemetry: Telemetry = field(default_factory=lambda: telemetry_setup(TelemetryConfig()))
+    trace_id: str = field(default_factory=new_trace_id)  # the run's, from its first moment: every output has it
     setup: Setup | None = None  # once config and incident are read
     traceparent: str | None = None  # the run's root span, for a second job to continue the trace
     proposal_path: Path | None = None
@@ -99,6 +100,7 @@ class Run:
 
     def execute(self) -> Report:
         self.report.dry_run, self.report.mode = self.request.dry_run, self.mode
+        self.report.trace_id = self.trace_id
         self._secret(self.request.github_token)
         try:
             self.setup = self._setup()
@@ -142,7 +144,7 @@ class Run:
         names, values = config.secret_sources()
         for value in [request.environ.get(name) for name in names] + values:
             self._secret(value)
-        self.telemetry = telemetry_setup(config.telemetry)
+        self.telemetry = telemetry_setup(config.telemetry, trace_id=self.trace_id)
         if not (request.repo / ".git").exists():
             raise UserError(f"{request.repo} is not a git checkout", field="GITHUB_WORKSPACE",
                             hint="run actions/checkout before this action")
@@ -308,7 +310,9 @@ class Run:
 
 
 def finish(run: Run, report_path: Path | None) -> int:
-    """Write the report, the outputs and the summary; flush telemetry. Runs for every outcome."""
-    exit_code = publish(run.report, run.runner, run.redact, run.request.environ, report_path, run.proposal_path)
-    run.telemetry.shutdown()
-    return exit_code
+    """Flush telemetry (bounded), then write the report, the outputs and the summary. Runs for every outcome."""
+    run.report.telemetry = run.telemetry.shutdown()
+    if run.report.telemetry["error"]:
+        run.runner.warning(f"telemetry: the trace was not exported to {run.report.telemetry['exporter']}: "
+                           f"{run.report.telemetry['error']}")
+    return publish(run.report, run.runner, run.redact, run.request.environ, report_path, run.proposal_path)

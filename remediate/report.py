@@ -51,6 +51,7 @@ class Report:
     attempt_branch: str | None = None
     regression: RegressionProof | None = None
     sandbox: dict[str, Any] | None = None  # how code of the change was isolated, and what was missing
+    telemetry: dict[str, Any] | None = None  # whether the trace was exported, and the error if it was not
 
     @property
     def cost_usd(self) -> float:
@@ -98,6 +99,7 @@ class Report:
                 "failed_channels": list(self.escalation.failed_channels),
                 "attempt_branch": self.escalation.attempt_branch},
             "sandbox": self.sandbox,
+            "telemetry": self.telemetry,
             "warnings": self.warnings,
         }
 

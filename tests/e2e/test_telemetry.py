@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -120,6 +121,45 @@ def test_an_unresponsive_collector_does_not_fail_the_run(remediate, blackhole, p
     out = remediate(scenarios.good_fix(), config_extra=extra)
     assert out.run.exit_code == 0 and out.run.outputs["outcome"] == "fixed"
     assert out.run.outputs["trace-id"] == PAYLOAD_TRACE
+    # Never silent: the report and the run log say the trace did not arrive.
+    telemetry = out.run.report["telemetry"]
+    assert telemetry["exported"] is False and telemetry["error"], telemetry
+    warned = [line for line in out.run.stdout.splitlines() if line.startswith("::warning::telemetry: the trace")]
+    assert len(warned) == 1
+
+
+def test_architects_otlp_exporter_is_grpc_on_any_port(remediate, mcp):
+    """architect's `telemetry: {exporter: otlp, endpoint: ...}` with no protocol, a collector on a port that is not
+    4317: the trace arrives over gRPC, and the report says it was exported."""
+    receiver = GrpcReceiver().start()
+    try:
+        assert not receiver.endpoint.endswith(":4317")
+        extra = f"telemetry: {{enabled: true, exporter: otlp, endpoint: {receiver.endpoint}}}\n"
+        out = remediate(scenarios.good_fix(), config_extra=extra)
+    finally:
+        receiver.stop()
+    assert out.run.exit_code == 0
+    assert receiver.named("invoke_agent remediate") and {s.trace_id for s in receiver.spans} == {PAYLOAD_TRACE}
+    telemetry = out.run.report["telemetry"]
+    assert telemetry["exported"] is True and telemetry["error"] is None and telemetry["spans"] == len(receiver.spans)
+    assert telemetry["exporter"].startswith("OTLP/gRPC")
+
+
+def test_the_json_file_exporter_writes_the_trace(remediate, tmp_path):
+    trace_file = tmp_path / "traces.jsonl"
+    out = remediate(scenarios.good_fix(),
+                    config_extra=f"telemetry: {{enabled: true, exporter: json-file, trace_file: {trace_file}}}\n")
+    assert out.run.exit_code == 0
+    spans = [json.loads(line) for line in trace_file.read_text().splitlines()]
+    assert "invoke_agent remediate" in {s["name"] for s in spans}
+    assert {s["context"]["trace_id"] for s in spans} == {"0x" + PAYLOAD_TRACE}
+    assert out.run.report["telemetry"]["exported"] is True
+
+
+def test_a_config_error_still_has_a_trace_id_in_every_output(remediate):
+    out = remediate(scenarios.good_fix(), config="llm: {model: 3}\n")
+    assert out.run.outputs["outcome"] == "error" and re.fullmatch(r"[0-9a-f]{32}", out.run.outputs["trace-id"])
+    assert out.run.report["trace_id"] == out.run.outputs["trace-id"]
 
 
 @pytest.mark.entrypoint  # the SDK reads OTEL_* from the process
