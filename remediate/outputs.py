@@ -34,12 +34,12 @@ def publish(report: Report, runner: Runner, redact: Redactor, environ: Mapping[s
     runner.set_outputs(outputs)
     runner.write_summary(redact(render_summary(report, shown_path)))
     if report.outcome == Outcome.ERROR:
-        runner.error(report.detail or str(report.reason))
+        runner.error(redact(report.detail or str(report.reason)))
     elif report.outcome == Outcome.ESCALATED:
-        runner.warning(f"escalated: {report.reason}: {report.detail}")
+        runner.warning(redact(f"escalated: {report.reason}: {report.detail}"))
     for warning in report.warnings[:5]:
         if not warning.startswith("Traceback"):
-            runner.warning(warning.splitlines()[0][:300])
+            runner.warning(redact(warning.splitlines()[0][:300]))
     runner.log(json.dumps({"outcome": report.outcome, "reason": report.reason, "pr": outputs["pr-url"] or None,
                            "escalation": outputs["escalation-url"] or None, "trace_id": report.trace_id,
                            "cost_usd": report.cost_usd, "report": shown_path}))

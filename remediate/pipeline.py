@@ -215,9 +215,9 @@ class Run:
             report.warnings += [warning] if warning else []
             workspace = Workspace(setup.repo, policy)
             tests = TestRunner(setup, workspace, sandbox, report.warnings)
-            toolbox = Toolbox(workspace, setup.redact, tests.run, setup.git, hub, config.guardrails.allowed_commands,
-                              config.guardrails.blocked_commands, sandbox, config.guardrails.max_refusals,
-                              telemetry=setup.telemetry)
+            guardrails = config.guardrails
+            toolbox = Toolbox(workspace, setup.redact, tests.for_agent, setup.git, hub, guardrails.allowed_commands,
+                              guardrails.blocked_commands, sandbox, guardrails.max_refusals, telemetry=setup.telemetry)
             api_key = setup.environ.get(config.llm.api_key_env) or ""
             model = self.edges.chat(config.llm, api_key, config.llm.base_url or setup.environ.get("OPENAI_BASE_URL"))
             agent = Agent.for_config(config, model, toolbox, price, setup.telemetry)
@@ -246,20 +246,24 @@ class Run:
                                    + ", ".join(verified.proof.pre_existing_failures[:10]))
         drift = workspace.drift(workspace_drift(setup.git, workspace.root, workspace.overlay()), sandbox.base_overlay)
         report.guardrail_events = [*report.guardrail_events, *([drift] if drift else [])]
-        with self.stage("deliver"):
-            report.pr = self._deliver(setup, workspace.changes, workspace.restore) if self.ships else None
-        # Honest about what passed: failures that predate the fix are named, not hidden behind "passed".
+        # Honest about what passed: failures that predate the fix are named, not hidden behind "passed", and such
+        # a PR is a draft with a label that says why.
         reason = Reason.TESTS_PASSED if run.ok else Reason.TESTS_PASS_EXCEPT_PRE_EXISTING
+        with self.stage("deliver"):
+            report.pr = self._deliver(setup, workspace.changes, workspace.restore, flagged=not run.ok) \
+                if self.ships else None
         done = (f"pull request {report.pr.url}" if report.pr else "proposal written for command: deliver"
                 if self.mode == "propose" else "dry run: the change was not pushed")
         self._end(Outcome.FIXED, reason, done)
 
-    def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None]) -> PullRequest:
+    def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None],
+                 flagged: bool = False) -> PullRequest:
         with setup.telemetry.span("github get_repo"):
             github = self._github()
         return deliver(setup, github, changes, self.request.github_token, self.report.trace_id,
                        self.report.agent_summary, lambda: (self.redact(render_pr_body(self.report)),
-                                                           self.redact(render_changes(self.report))), after_commit)
+                                                           self.redact(render_changes(self.report))), after_commit,
+                       flagged)
 
     def _write_proposal(self, setup: Setup) -> Path:
         report = self.report
@@ -288,7 +292,8 @@ class Run:
         if not len(changes):
             raise Stop(Reason.NO_CHANGE, "the proposal holds no change")
         with self.stage("deliver"):
-            report.pr = self._deliver(setup, changes, lambda: None)
+            report.pr = self._deliver(setup, changes, lambda: None,
+                                      flagged=Reason.parse(handed.reason) == Reason.TESTS_PASS_EXCEPT_PRE_EXISTING)
         self._end(Outcome.FIXED, Reason.parse(handed.reason), f"pull request {report.pr.url}")
 
     def _github(self) -> GitHub:

@@ -73,6 +73,7 @@ class TestRun:
     exit_code: int | None = None
     selection_reason: Mapping[str, str] = field(default_factory=dict)
     stopped_after: int | None = None  # pytest stopped at this many failures: later tests did not run
+    predating: tuple[str, ...] = ()  # failed tests that fail on the code before the change too (told to the model)
 
     @property
     def complete(self) -> bool:

@@ -242,6 +242,9 @@ class Toolbox:
         lines = [run.summary(), "selected: " + (", ".join(run.selected) or "(none)")]
         for failure in run.failures[:5]:
             lines.append(f"FAILED {failure.name}: {failure.message[:800]}")
+        if run.predating:
+            lines.append("Failing on the code before your change too (not caused by it): "
+                         + ", ".join(run.predating[:10]))
         if not run.ok:
             lines.append("output tail:\n" + run.output_tail[-2000:])
         return "\n".join(lines)

@@ -162,8 +162,11 @@ def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident
     return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 
 
+PRE_EXISTING_LABEL = "pre-existing-failures"
+
+
 def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: str, config: DeliveryConfig,
-                      what_changed: str = "") -> PullRequest:
+                      what_changed: str = "", flagged: bool = False) -> PullRequest:
     existing = github.open_pull_request(commit.branch)
     created = False
     if existing:
@@ -172,15 +175,17 @@ def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: 
         github.comment(pr.number, f"remediate re-ran for incident {inline(incident.id)} and force-pushed this branch "
                                   f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
     else:
-        opened = github.create_pull_request(commit.base_branch, commit.branch, pr_title(incident), body, config.draft)
+        opened = github.create_pull_request(commit.base_branch, commit.branch, pr_title(incident), body,
+                                            config.draft or flagged)
         if opened is None:  # a concurrent run (or a retried POST that did land) opened it first: update that one
             pr = github.open_pull_request(commit.branch) or _missing(commit.branch)
             github.edit_body(pr.number, body)
         else:
             pr, created = opened, True
-    if config.labels:
-        github.ensure_labels(config.labels, "d93f0b")
-        github.add_labels(pr.number, config.labels)
+    labels = [*config.labels, *([PRE_EXISTING_LABEL] if flagged else [])]
+    if labels:
+        github.ensure_labels(labels, "d93f0b")
+        github.add_labels(pr.number, labels)
     if created and (config.reviewers or config.team_reviewers):
         github.request_reviewers(pr.number, config.reviewers, config.team_reviewers)
     return PullRequest(pr.number, pr.url, commit.branch, created)
@@ -191,9 +196,11 @@ def _missing(branch: str) -> NoReturn:
 
 
 def deliver(setup: Setup, github: GitHub, changes: ChangeSet, token: str | None, trace_id: str, summary: str | None,
-            texts: Callable[[], tuple[str, str]], after_commit: Callable[[], None]) -> PullRequest:
+            texts: Callable[[], tuple[str, str]], after_commit: Callable[[], None],
+            flagged: bool = False) -> PullRequest:
     """The deliver stage: commit the vetted bytes, push, open or update the PR. `texts` renders the PR body and
-    the re-run comment once the commit exists."""
+    the re-run comment once the commit exists; `flagged` (tests that failed before the fix too) makes a new PR a
+    draft with the PRE_EXISTING_LABEL."""
     config, span = setup.config.delivery, setup.telemetry.span
     try:
         base = base_branch(setup.git, config, github)
@@ -206,4 +213,4 @@ def deliver(setup: Setup, github: GitHub, changes: ChangeSet, token: str | None,
         raise Stop(exc.reason, f"{exc.detail}. The fix and its passing tests are in the report.") from None
     body, what_changed = texts()
     with span("github pull_request"):
-        return open_or_update_pr(github, commit, setup.incident, body, config, what_changed)
+        return open_or_update_pr(github, commit, setup.incident, body, config, what_changed, flagged)

@@ -75,6 +75,16 @@ class TestRunner:
     def _launch(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float) -> Finished:
         return self.sandbox.run(argv, cwd, timeout_s, env)
 
+    def for_agent(self, paths: list[str] | None = None) -> TestRun:
+        """`run_tests` for the model: when tests fail, it is told which of them fail without its change too (the
+        same selection on the code before it), so it can judge whether they belong to this incident."""
+        run = self.run(paths)
+        if run.ok or not run.failed_tests or not len(self.workspace.changes):
+            return run
+        before = self._before(self.workspace.changes, list(run.selected))
+        predating = tuple(n for n in run.failed_tests if before and n in set(before.failed_tests))
+        return replace(run, predating=predating)
+
     def run(self, paths: list[str] | None = None, complete: bool = False) -> TestRun:
         """The given test paths, or the tests the workspace's change affects (by tests.mode)."""
         config = self.setup.config.tests

@@ -44,9 +44,14 @@ def test_a_test_failing_before_the_fix_is_not_blamed_on_it(remediate):
     assert proof["pre_existing_failures"] == [
         "tests.test_billing_link::test_depends_on_a_service_that_is_down_in_ci"]
     assert run.report["tests"]["status"] == "failed"
-    body = out.github.pulls[0]["body"]
-    assert "Failing before the fix too (not caused by it)" in body
+    pr = out.github.pulls[0]
+    assert "Failing before the fix too (not caused by it)" in pr["body"]
     assert any("not blamed on it" in w for w in run.report["warnings"])
+    # Shipped past tests that already failed: a draft, labelled so, and the model was told which predate it.
+    assert pr["draft"] is True and "pre-existing-failures" in [label["name"] for label in pr["labels"]]
+    told = next(m["content"] for m in out.llm.requests[4]["messages"][::-1] if m["role"] == "tool")
+    assert "Failing on the code before your change too (not caused by it): " \
+           "tests.test_billing_link::test_depends_on_a_service_that_is_down_in_ci" in told
 
 
 def test_a_fix_that_breaks_another_test_is_still_blamed(remediate):

@@ -101,3 +101,22 @@ def test_a_hostile_test_finds_no_secret_in_the_real_entrypoint_and_the_vetted_fi
     assert not any(line.startswith(WORKFLOW_COMMANDS) for line in run.stdout.splitlines())
     pushed = out.repo.remote_file("hotfix/INC-1234", "app/users/service.py")
     assert "changed after the verdict" not in pushed and "deque(maxlen=AUDIT_LOG_SIZE)" in pushed
+
+
+
+def test_a_secret_learned_from_the_logs_stays_secret_wherever_the_model_repeats_it(remediate, mcp):
+    """The logs show an AWS secret key only by its `aws_secret_access_key=` shape; the model then repeats the bare
+    value in an MCP query, a file and its escalation. It reaches no server, no file, no issue, log or report."""
+    secret = scenarios.FAKE_AWS_SECRET
+    out = remediate([{"tool_calls": [
+        {"name": "mcp__incidents__get_incident", "arguments": {"incident_id": f"INC-1234 {secret}"}},
+        {"name": "write_file", "arguments": {"path": "tests/test_creds.py", "content": f"KEY = '{secret}'\n"}},
+        {"name": "escalate", "arguments": {"reason": f"rotate {secret} first"}}]}])
+    run = out.run
+    assert secret not in out.first_prompt()  # redacted where the logs showed it
+    assert [e["rule"] for e in run.report["guardrail_events"]] == ["secret_in_mcp_arguments", "secret_in_change"]
+    assert secret not in json.dumps(mcp.calls())  # the server never received it
+    issues = [i for i in out.github.issues if not i.get("_pr")]
+    shown = [run.stdout, run.summary, json.dumps(run.report), *(i["body"] + i["title"] for i in issues)]
+    assert issues and all(secret not in text for text in shown)
+    assert "rotate [REDACTED] first" in run.report["detail"]
