@@ -300,3 +300,18 @@ def test_a_failing_tests_setup_escalates_before_any_model_call(remediate):
     assert "exit code 1" in detail and "No matching distribution found for auditfmt==9.9" in detail
     issue = [i for i in out.github.issues if not i.get("_pr")]
     assert len(issue) == 1 and "No matching distribution found for auditfmt==9.9" in issue[0]["body"]
+
+
+
+@pytest.mark.entrypoint
+def test_a_checkout_without_a_config_file_says_so_loudly(remediate, tmp_path):
+    from peers.harness import make_sample_repo
+
+    repo = make_sample_repo(tmp_path / "bare-config", None)
+    out = remediate([{"tool_calls": [{"name": "escalate", "arguments": {"reason": "no observability context"}}]}],
+                    repo=repo, inputs={"dry-run": "true"})
+    run = out.run
+    assert run.report["config_source"] is None and run.report["mcp_calls"] == []
+    assert any(w.startswith("no configuration file found") for w in run.report["warnings"])
+    assert any(line.startswith("::warning::no configuration file found") for line in run.stdout.splitlines())
+    assert "no configuration file found" in run.summary

@@ -120,3 +120,28 @@ def test_a_secret_learned_from_the_logs_stays_secret_wherever_the_model_repeats_
     shown = [run.stdout, run.summary, json.dumps(run.report), *(i["body"] + i["title"] for i in issues)]
     assert issues and all(secret not in text for text in shown)
     assert "rotate [REDACTED] first" in run.report["detail"]
+
+
+
+def test_a_deploy_the_model_tried_is_readable_in_the_report_and_the_pr(remediate):
+    out = remediate([{"tool_calls": [{"name": "run_command", "arguments": {"command": "kubectl apply -f k8s/"}}]},
+                     *scenarios.fix_after_an_attack()])
+    [event] = out.run.report["guardrail_events"]
+    assert (event["tool"], event["rule"]) == ("run_command", "unknown_tool")
+    assert "kubectl apply -f k8s/" in event["arguments"] and "kubectl apply -f k8s/" in out.github.pulls[0]["body"]
+
+
+def test_text_from_the_payload_and_the_model_reaches_github_inert(remediate):
+    """Through PyGithub to the REST stand-in: the PR title and body and the commit message act on nothing."""
+    from tests.unit.test_inert import GITHUB_CLOSING, GITHUB_MENTION
+
+    hostile = "@octocat @acme/security-team Fixes #1, closes acme/payments#2 <img src=x onerror=alert(1)>"
+    script = [*scenarios.good_fix()[:-1],
+              {"tool_calls": [{"name": "finish", "arguments": {"summary": "Bounded the log. " + hostile}}]}]
+    out = remediate(script, payload=scenarios.payload("0" * 40, summary="Leak " + hostile))
+    assert out.run.exit_code == 0, out.run.stdout[-1500:]
+    [pr] = out.github.pulls
+    for text in (pr["title"], pr["body"], out.repo.remote_log("hotfix/INC-1234")):
+        assert not GITHUB_MENTION.search(text) and not GITHUB_CLOSING.search(text)
+        assert "security-team" in text
+    assert "<img" not in pr["body"]
