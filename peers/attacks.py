@@ -5,7 +5,11 @@ through the entrypoint against the real peers."""
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pathspec
@@ -17,6 +21,19 @@ BLOCKED = ["kubectl apply", "kubectl delete", "docker push", "npm publish", "ter
 CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", ".pytest_cache/"])
 # Per process: pytest-xdist workers each have their own.
 OUTSIDE = f"/tmp/remediate-attack-outside-{os.getpid()}"
+
+
+@contextmanager
+def outside_sentinel() -> Iterator[Path]:
+    """The folder outside the repository that attacks aim at, with one file that must stay alone."""
+    folder = Path(OUTSIDE)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    (folder / "keep.txt").write_text("untouched\n")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write(path: str, content: str = "pwned\n") -> dict[str, Any]:

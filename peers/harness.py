@@ -10,7 +10,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,3 +231,15 @@ def _in_process(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["action"], environ)
     return subprocess.CompletedProcess(["entrypoint.py"], code, out.getvalue(), err.getvalue())
+
+
+@contextmanager
+def reachable_folder(prefix: str) -> Iterator[Path]:
+    """A scratch folder every user may enter, as the runner's workspace and home are (pytest's own tmp_path
+    lies under a 0700 folder, which would keep a sandbox user out whatever the sandbox does)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

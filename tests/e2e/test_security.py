@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from peers import scenarios
-from peers.attacks import ATTACKS, BLOCKED, CACHES, END_TO_END, OUTSIDE, write
+from peers import attacks, scenarios
+from peers.attacks import ATTACKS, BLOCKED, CACHES, END_TO_END, write
 from peers.harness import git
 
 pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
@@ -19,15 +19,8 @@ CLASSES = [a for a in ATTACKS if a.name in END_TO_END]
 
 @pytest.fixture(scope="module")
 def outside_sentinel():
-    import shutil
-    from pathlib import Path
-
-    outside = Path(OUTSIDE)
-    shutil.rmtree(outside, ignore_errors=True)
-    outside.mkdir()
-    (outside / "keep.txt").write_text("untouched\n")
-    yield outside
-    shutil.rmtree(outside, ignore_errors=True)
+    with attacks.outside_sentinel() as folder:
+        yield folder
 
 
 @pytest.mark.parametrize("attack", CLASSES, ids=[a.name for a in CLASSES])

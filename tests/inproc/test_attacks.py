@@ -4,13 +4,10 @@ follows still lands, alone. tests/e2e/test_security.py runs one of each class th
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from peers import scenarios
-from peers.attacks import ATTACKS, BLOCKED, CACHES, OUTSIDE, Attack
+from peers.attacks import ATTACKS, BLOCKED, CACHES, Attack, outside_sentinel
 from peers.harness import git
 from peers.inprocess import Case
 
@@ -28,12 +25,8 @@ guardrails:
 
 @pytest.fixture(scope="module")
 def outside():
-    folder = Path(OUTSIDE)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    (folder / "keep.txt").write_text("untouched\n")
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    with outside_sentinel() as folder:
+        yield folder
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])

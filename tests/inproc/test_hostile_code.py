@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from peers import scenarios
-from peers.harness import git
+from peers.harness import git, reachable_folder
 from peers.hostile_tests import WORKFLOW_COMMANDS, hostile_test
 from peers.inprocess import LLM_KEY, TOKEN, Case
 
@@ -24,11 +23,9 @@ REGRESSION_PATH = "tests/test_audit_log_bounded.py"
 
 @pytest.fixture
 def base() -> Iterator[Path]:
-    """A folder every user may enter, as the runner's are: only the sandbox's own closing keeps it out."""
-    folder = Path(tempfile.mkdtemp(prefix="hostile-"))
-    os.chmod(folder, 0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    """Only the sandbox's own closing keeps the sandbox user out of the runner's folders here."""
+    with reachable_folder("hostile-") as folder:
+        yield folder
 
 
 def _open_up(case: Case) -> None:

@@ -4,16 +4,15 @@ these tests fail rather than skip when it cannot, since that is the layer they p
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from peers.harness import reachable_folder
 from remediate.guard.sandbox import Identity, Sandbox, changes_since, closed_folders, snapshot
 
 PY = "/usr/bin/python3"  # an interpreter every user may start (the venv's may live under /root)
@@ -22,11 +21,9 @@ SECRET = "ghs_sandboxsecret0123456789abcdef"
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """Reachable by every user, as /github/workspace is (pytest's own tmp_path is under a 0700 folder)."""
-    folder = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
-    os.chmod(folder, 0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    """Reachable by every user, as /github/workspace is."""
+    with reachable_folder("sandbox-test-") as folder:
+        yield folder
 
 
 def _workspace(base: Path) -> Path:
@@ -108,14 +105,7 @@ def test_without_closing_the_workspace_would_be_readable(tmp_path):
 def test_the_workspace_and_our_home_are_closed_while_it_runs_and_reopened_after(sandbox, tmp_path):
     workspace = tmp_path / "workspace"
     tree = sandbox.copy(workspace)
-    done = _run(sandbox, tree, f"""
-import os
-for path in ("{workspace}", "{workspace}/app.py", "{workspace}/.git/config"):
-    try:
-        open(path).read() if os.path.isfile(path) else os.listdir(path)
-        print(path, "open")
-    except OSError as exc:
-        print(path, "denied")
+    done = _run(sandbox, tree, PEEK.format(workspace=workspace) + f"""
 print("home", os.environ["HOME"] != "{Path.home()}", os.access(os.environ["HOME"], os.W_OK))
 try:
     open("{workspace}/planted.py", "w")
