@@ -163,6 +163,8 @@ ATTACKS = [
     Attack("deselect-by-conftest", [write("tests/conftest.py", "collect_ignore = ['test_service.py']\n")],
            "test_config"),
     Attack("pytest-ini", [write("pytest.ini", "[pytest]\naddopts = -k 'not leak'\n")], "test_config"),
+    Attack("nested-pytest-toml", [write("tests/pytest.toml", "[pytest]\npython_functions = ['test_new_*']\n")],
+           "test_config"),
     Attack("pyproject", [write("pyproject.toml", "[tool.pytest.ini_options]\naddopts = '-x'\n")], "test_config"),
     Attack("allowed-command-writes-protected", [command(f"cp app/users/api.py {PROD}")], "protected_file", COMMANDS),
 ]

@@ -97,7 +97,7 @@ class Git:
         (private / "objects" / "info" / "alternates").write_text(paths[0].strip() + "\n", encoding="utf-8")
         if paths[1].strip() and Path(paths[1].strip()).is_file():
             shutil.copyfile(paths[1].strip(), private / "shallow")
-        host = urlparse(github_server_url).hostname if github_server_url else None
+        host = urlparse(github_server_url or "https://github.com").hostname
         return cls(workspace, env, private, head.stdout.decode().strip(), origin.stdout.decode().strip(),
                    branch.stdout.decode().strip() or None, host)
 
@@ -114,8 +114,11 @@ class Git:
         return self.run(*args).stdout.decode("utf-8", errors="replace").strip()
 
     def token_for_origin(self, token: str | None) -> str | None:
-        """The token, when origin is an https URL on the GitHub host; else None (a local path needs none, and
-        a URL elsewhere must not get it)."""
+        """The token, when origin is an https URL on the GitHub host (GITHUB_SERVER_URL's, github.com without
+        it); else None (a local path needs none, and a URL elsewhere must not get it). An origin git could read
+        as an option is refused whatever the token."""
+        if self.origin.startswith("-") or not self.origin:
+            raise GitError(f"origin {self.origin!r} is not a repository URL")
         if not token:
             return None
         url = urlparse(self.origin)
@@ -142,6 +145,28 @@ class Git:
                 mode, _, sha = meta.split(" ")
                 entries[path] = (mode, sha)
         return entries
+
+    def materialize(self, dest: Path) -> None:
+        """Write the base commit's tracked files under `dest`: blobs with their modes, links as links; no
+        submodule, nothing untracked. Content comes from the object store, with no filter or attribute applied."""
+        entries = [(path, mode, sha) for path, (mode, sha) in self.tree_entries().items() if mode != "160000"]
+        if not entries:
+            return
+        batch = "".join(f"{sha}\n" for _, _, sha in entries).encode()
+        out = self.run("cat-file", "--batch", stdin=batch).stdout
+        position = 0
+        for path, mode, _ in entries:
+            header_end = out.index(b"\n", position)
+            size = int(out[position:header_end].split()[2])
+            data = out[header_end + 1:header_end + 1 + size]
+            position = header_end + 1 + size + 1
+            target = dest / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if mode == "120000":
+                os.symlink(data.decode("utf-8", "surrogateescape"), target)
+                continue
+            target.write_bytes(data)
+            os.chmod(target, 0o755 if mode == "100755" else 0o644)
 
     def base_file(self, path: str) -> str | None:
         done = self.run("cat-file", "blob", f"{self.base}:{path}", check=False)

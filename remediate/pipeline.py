@@ -244,7 +244,8 @@ class Run:
                 raise Stop(Reason.TESTS_FAILED, f"affected tests {run.summary()}{stopped}")
             report.warnings.append("tests failing before the fix too, not blamed on it: "
                                    + ", ".join(verified.proof.pre_existing_failures[:10]))
-        drift = workspace.drift(workspace_drift(setup.git, workspace.root, workspace.overlay()), sandbox.base_overlay)
+        drift = workspace.drift(workspace_drift(setup.git, workspace.root, workspace.overlay()),
+                                 dict.fromkeys(sandbox.dirty_at_start))
         report.guardrail_events = [*report.guardrail_events, *([drift] if drift else [])]
         # Honest about what passed: failures that predate the fix are named, not hidden behind "passed", and such
         # a PR is a draft with a label that says why.

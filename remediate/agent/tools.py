@@ -256,7 +256,7 @@ class Toolbox:
         if not verdict.allowed:
             return self.refuse("run_command", shown, verdict.rule, verdict.detail)
         self._verdict_span("run_command", shown, True)
-        tree = self.sandbox.copy(self.workspace.root, self.workspace.overlay())
+        tree = self.sandbox.tree(self.workspace.overlay())
         try:
             before = snapshot(tree)
             done = self.sandbox.run(to_argv(command), tree, COMMAND_TIMEOUT_S)

@@ -137,7 +137,7 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
         if lease and not _is_ours(git, lease, ref, token, incident, bot_email):
             raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} on origin has commits that remediate did not "
                                 "make; it was left untouched for a human to merge or delete")
-        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", git.origin,
+        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "--", git.origin,
                        f"{commit.sha}:{ref}", token=git.token_for_origin(token), check=False)
         if done.returncode == 0:
             return
@@ -152,12 +152,13 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
 
 
 def _remote_sha(git: Git, ref: str, token: str | None) -> str:
-    remote = git.run("ls-remote", git.origin, ref, token=git.token_for_origin(token)).stdout.decode().split()
+    remote = git.run("ls-remote", "--", git.origin, ref, token=git.token_for_origin(token)).stdout.decode().split()
     return remote[0] if remote else ""
 
 
 def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident, bot_email: str) -> bool:
-    git.run("fetch", "-q", "--no-tags", git.origin, f"+{ref}:refs/remediate/lease", token=git.token_for_origin(token))
+    git.run("fetch", "-q", "--no-tags", "--", git.origin, f"+{ref}:refs/remediate/lease",
+            token=git.token_for_origin(token))
     fields = git.out("log", "-1", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)", sha).split("\0")
     return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
 

@@ -41,9 +41,12 @@ OPTION_POLICIES: dict[str, tuple[str, ...]] = {
     "pytest": ("--junitxml", "--junit-xml", "-p", "--rootdir", "--basetemp", "-c", "--config-file", "--confcutdir",
                "-o", "--override-ini", "--resultlog", "--result-log", "--report-log", "--debug", "--log-file",
                "--html", "--cov-report", "--pastebin", "--pyargs", "--import-mode", "--noconftest",
-               "--deselect", "-k", "-m"),  # -k/-m deselect failing tests as easily as they select
+               "--deselect", "-k", "--keyword", "-m", "--markers", "--inifile", "--ignore", "--ignore-glob",
+               # -k, -m, --deselect and --ignore leave failing tests out as easily as they select
+               "--continue-on-collection-errors", "--runxfail", "--collect-only", "--co"),
     "python": ("-c", "-i"),
-    "node": ("-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader"),
+    "node": ("-e", "--eval", "-p", "--print", "-r", "--require", "--import", "--loader", "--experimental-loader",
+             "--inspect", "--inspect-brk"),
     "npm": ("exec", "x", "explore", "--script-shell", "publish"),
     "npx": ("-c", "--call"),
     "cp": ("-t", "--target-directory"),
@@ -126,9 +129,15 @@ def _check(argv: list[str], allowed: Sequence[str], blocked: Sequence[str]) -> N
                              "names the programs themselves")
     options, start = _options_of(argv)
     for option in argv[start:]:
+        if option.startswith("@") and "pytest" in options_owner(argv):
+            raise CommandRefused("command_option", "pytest @file reads further options from a file")
+        name = option.split("=", 1)[0]
         for refused in options:
-            if option == refused or option.startswith(refused + "=") or (len(refused) == 2 and
-                                                                          option.startswith(refused)):
+            # GNU getopt_long takes any unambiguous abbreviation of a long option (`--to-comm=` for --to-command).
+            abbreviated = refused.startswith("--") and name.startswith("--") and len(name) >= 4 and \
+                refused.startswith(name)
+            if option == refused or option.startswith(refused + "=") or abbreviated or (
+                    len(refused) == 2 and option.startswith(refused)):
                 raise CommandRefused("command_option", f"{program} {refused} runs other programs, writes elsewhere "
                                      "or changes how tests are judged")
     if program == "git":
@@ -140,6 +149,12 @@ def _check(argv: list[str], allowed: Sequence[str], blocked: Sequence[str]) -> N
         value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
         if value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/"):
             raise CommandRefused("path_outside_repo", f"{word!r} names a path outside the repository")
+
+
+def options_owner(argv: list[str]) -> str:
+    """The program whose options the argv passes: `python -m pytest` passes pytest's."""
+    program = posixpath.basename(argv[0])
+    return argv[2] if _PYTHONS.match(program) and len(argv) > 2 and argv[1] == "-m" else program
 
 
 def _options_of(argv: list[str]) -> tuple[tuple[str, ...], int]:

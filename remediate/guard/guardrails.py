@@ -26,8 +26,9 @@ NEVER_WRITABLE = pathspec.GitIgnoreSpec.from_lines([
 # The test runner's configuration decides the verdict, so the change being judged cannot change it: every
 # test run uses these files as the base commit has them (docs/safety.md, "An honest verdict").
 TEST_RUNNER_CONFIG = pathspec.GitIgnoreSpec.from_lines([
-    "conftest.py", "/pytest.ini", "/.pytest.ini", "/tox.ini", "/setup.cfg", "/pyproject.toml",
-    "sitecustomize.py", "usercustomize.py", "*.pth",
+    # At any depth: pytest takes the nearest of these above the tests it runs, in a subfolder too.
+    "conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "tox.ini", "setup.cfg",
+    "pyproject.toml", "sitecustomize.py", "usercustomize.py", "*.pth",
 ])
 
 

@@ -32,7 +32,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from remediate.gitops import workspace_drift
+from remediate.errors import UserError
+from remediate.gitops import Git, workspace_drift
+from remediate.outcome import Failure, Reason
 from remediate.processes import Finished
 from remediate.run import Setup
 from remediate.secrets import scrubbed_env
@@ -63,7 +65,7 @@ def sandbox_identity() -> Identity:
     if os.geteuid() != 0:
         return Identity(None, None, pwd.getpwuid(os.geteuid()).pw_name)
     chosen = os.environ.get("REMEDIATE_SANDBOX_UID", "")
-    if chosen.isdigit() and int(chosen) > 0:
+    if chosen.isdigit() and int(chosen) > 0 and int(chosen) != os.geteuid():
         return Identity(int(chosen), int(chosen), SANDBOX_USER)
     try:
         entry = pwd.getpwnam(SANDBOX_USER)
@@ -133,6 +135,36 @@ def _kill_if_owned(pid: int, uid: int) -> None:
         os.close(fd)
 
 
+_KILL_ALL = "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError:\n    pass\n"
+
+
+def _killer_python() -> str:
+    """An interpreter the sandbox user may start, to send `kill(-1)` as that user."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        if candidate and os.access(candidate, os.X_OK) and _reachable_by_others(candidate):
+            return candidate
+    return sys.executable
+
+
+def _reachable_by_others(path: str) -> bool:
+    current = Path(path).resolve()
+    return all(os.stat(p).st_mode & 0o001 for p in [*current.parents, current])
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True  # gone
+
+
+class SandboxBreach(Failure):
+    """The sandbox could not be kept or ended as it must: the run stops rather than go on without it."""
+
+    reason_code = Reason.INTERNAL_ERROR
+
+
 def _processes_of(uid: int) -> list[int]:
     pids = []
     for entry in os.scandir("/proc"):
@@ -158,20 +190,24 @@ class Sandbox:
     closed: Sequence[Path] = ()  # folders the sandbox user must not enter (workspace, HOME, runner files)
     identity: Identity = field(default_factory=sandbox_identity)
     root: Path = field(init=False)
-    deps: Path = field(init=False)  # tests.setup installs here (PIP_TARGET); read-only once it has run
-    # Written into every copy first: tracked files of a dirty checkout, as the base commit has them.
-    base_overlay: dict[str, str | None] = field(default_factory=dict)
+    deps: Path = field(init=False)  # tests.setup installs here (PIP_TARGET); root's and read-only otherwise
+    git: Git | None = None  # the base commit every `tree` is made from
+    dirty_at_start: tuple[str, ...] = ()  # tracked files the checkout had changed before the run
     subreaper: bool = field(init=False, default=False)
     fallback: str | None = field(init=False, default=None)  # why the user switch was given up, if it was
-    _modes: dict[Path, int] = field(init=False, default_factory=dict)
+    _breached: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="remediate-sandbox-"))
         os.chmod(self.root, 0o711)  # the sandbox user may enter its own copies, not list the others
         self.deps = self.root / "deps"
-        self._mkdir(self.deps)
+        self.deps.mkdir(mode=0o755)
         self.subreaper = _become_subreaper()
+        for folder in self.closed:
+            if self.identity.switched and folder.stat().st_uid == self.identity.uid:
+                raise SandboxBreach(f"the sandbox uid {self.identity.uid} owns {folder}: closing it would not keep "
+                                    "the sandbox out (choose another REMEDIATE_SANDBOX_UID)")
 
     def probe(self, program: str) -> None:
         """Give up the user switch, saying why, when the sandbox user cannot start the test program (an
@@ -185,8 +221,10 @@ class Sandbox:
             self.discard(tree)
         if done.start_error or done.exit_code in (126, 127) or "Permission denied" in done.output:
             said = (done.start_error or done.output)[:200].strip()
-            self.fallback = f"{self.identity.name} cannot start {program!r} ({said}); commands run as this user instead"
-            self.identity = Identity(None, None, pwd.getpwuid(os.geteuid()).pw_name)
+            # As root, running the change's code as ourselves would hand it our environment: refuse instead.
+            raise UserError(f"the sandbox user {self.identity.name} cannot start {program!r} ({said})",
+                            field="tests.command", hint="use a test program every user may run (not one under a "
+                            "folder only root may enter, such as pyenv's under /root)")
 
     # What the report says about it ------------------------------------------------------------------
     def isolation(self) -> dict[str, object]:
@@ -207,13 +245,24 @@ class Sandbox:
                 "layers": layers, "missing": missing}
 
     # Trees --------------------------------------------------------------------------------------------
+    def tree(self, overlay: Mapping[str, str | None] = {}) -> Path:
+        """The base commit's tracked files (nothing untracked or ignored that earlier steps left in the
+        checkout, such as credentials), with `overlay` written over them, owned by the sandbox user."""
+        assert self.git is not None
+        tree = Path(tempfile.mkdtemp(prefix="tree-", dir=self.root))
+        self.git.materialize(tree)
+        return self._finish(tree, overlay)
+
     def copy(self, source: Path, overlay: Mapping[str, str | None] = {}) -> Path:
-        """A copy of `source` without `.git`, with `overlay` (path -> content, None deletes) written over it,
-        owned by the sandbox user."""
+        """A copy of the folder `source` without `.git`, with `overlay` written over it, owned by the sandbox
+        user (for a folder that is not a checkout; a run uses `tree`)."""
         tree = Path(tempfile.mkdtemp(prefix="tree-", dir=self.root))
         shutil.copytree(source, tree, symlinks=True, dirs_exist_ok=True,
                         ignore=lambda folder, names: [".git"] if Path(folder) == source else [])
-        for path, content in {**self.base_overlay, **overlay}.items():
+        return self._finish(tree, overlay)
+
+    def _finish(self, tree: Path, overlay: Mapping[str, str | None]) -> Path:
+        for path, content in overlay.items():
             target = tree / path
             if content is None:
                 if target.is_file() or target.is_symlink():
@@ -233,10 +282,17 @@ class Sandbox:
         return folder
 
     def discard(self, tree: Path) -> None:
-        shutil.rmtree(tree, ignore_errors=True)
+        """Deleted with `rm -rf` (iterative: a tree nested 10,000 folders deep is no recursion limit)."""
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(tree)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=300)
+
+    def open_deps(self) -> None:
+        """For tests.setup only: the dependency folder becomes the sandbox user's, until `freeze_deps`."""
+        self._own(self.deps)
 
     def freeze_deps(self) -> None:
-        """After tests.setup: what it installed stays readable, and no later sandboxed run can change it."""
+        """After tests.setup: what it installed stays readable, and no later sandboxed run can change it. Safe to
+        walk as root: no process of the sandbox user is left to swap a folder for a link meanwhile."""
         if not self.identity.switched:
             return
         for folder, dirs, files in os.walk(self.deps):
@@ -281,6 +337,8 @@ class Sandbox:
         return [*limit, *argv], {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
 
     def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Finished:
+        if self.identity.switched:
+            self._reap()
         before = _children() if self.subreaper else set()
         command, switch = self._command(argv)
         try:
@@ -303,16 +361,11 @@ class Sandbox:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         if self.identity.switched:
-            assert self.identity.uid is not None
-            for _ in range(5):  # a fork in flight can survive one pass
-                survivors = [p for p in _processes_of(self.identity.uid) if p != os.getpid()]
-                if not survivors:
-                    break
-                for pid in survivors:
-                    _kill_if_owned(pid, self.identity.uid)
-                time.sleep(0.02)
+            self._sweep_user(leader=proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+        if self.identity.switched:
+            self._reap()  # what became ours when the leader was reaped: zombies must not use up the user's cap
         if self.subreaper:
             for pid in _children() - before - {proc.pid}:  # ours until reaped: no pid here is another's
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -322,23 +375,74 @@ class Sandbox:
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, 0)
 
+    def _reap(self) -> None:
+        """Reap the sandbox user's zombies that are our children (orphans reparented to us as subreaper)."""
+        assert self.identity.uid is not None
+        for _ in range(3):
+            zombies = [p for p in _processes_of(self.identity.uid) if _is_zombie(p)]
+            if not zombies:
+                return
+            for pid in zombies:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(pid, os.WNOHANG)
+
+    def _sweep_user(self, leader: int) -> None:
+        """Until the sandbox user has no live process left: `kill(-1, SIGKILL)` sent *as that user* (the kernel
+        then reaches every process of it at once, one forking and hopping sessions included), and its zombies
+        that became ours reaped. A user that cannot be emptied is a breach: the run stops, and the closed
+        folders stay closed."""
+        assert self.identity.uid is not None
+        # Not under the process cap the user's own commands get: the user may be at it (zombies count), and the
+        # killer must still start.
+        killer = [shutil.which("setpriv") or "setpriv", f"--reuid={self.identity.uid}", f"--regid={self.identity.gid}",
+                  "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--", _killer_python(), "-I", "-S", "-c",
+                  _KILL_ALL]
+        deadline = time.monotonic() + 10
+        quiet = 0  # consecutive scans that found nothing live: one scan can miss a pid made while it ran
+        while True:
+            remaining = [p for p in _processes_of(self.identity.uid) if p != os.getpid()]
+            live = [p for p in remaining if not _is_zombie(p)]
+            remaining = [p for p in remaining if p != leader or p in live]
+            for pid in remaining:
+                if pid not in live and pid != leader:  # the leader's exit status is Popen's to collect
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(pid, os.WNOHANG)  # ours (as subreaper) or not ours, then no effect
+            if not live:
+                quiet += 1
+                if quiet >= 2:
+                    return
+            else:
+                quiet = 0
+            if time.monotonic() > deadline:
+                self._breached = True
+                raise SandboxBreach(f"{len(live)} process(es) of the sandbox user could not be ended")
+            # kill(-1) as the user, every pass (a scan that saw nothing may have missed a fork): the kernel reaches
+            # all of the user's processes at once, and a fork racing it fails.
+            subprocess.run(killer, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False, timeout=30)
+            for pid in live:  # covers a killer that could not start
+                _kill_if_owned(pid, self.identity.uid)
+
     @contextlib.contextmanager
     def _closed(self) -> Iterable[None]:
         """Take away what 'other' users may do in the folders the sandbox user must not enter; put it back."""
         changed: list[tuple[Path, int]] = []
-        if self.identity.switched:
-            for folder in self.closed:
-                with contextlib.suppress(OSError):
+        try:
+            if self.identity.switched:
+                for folder in self.closed:
                     mode = stat.S_IMODE(folder.stat().st_mode)
                     if mode & 0o007:
-                        os.chmod(folder, mode & ~0o007)
+                        with contextlib.suppress(OSError):
+                            os.chmod(folder, mode & ~0o007)
                         changed.append((folder, mode))
-        try:
+                    if stat.S_IMODE(folder.stat().st_mode) & 0o007:  # an immutable folder, a read-only mount
+                        raise SandboxBreach(f"{folder} could not be closed to the sandbox user; nothing was run")
             yield
         finally:
-            for folder, mode in changed:
-                with contextlib.suppress(OSError):
-                    os.chmod(folder, mode)
+            if not self._breached:  # a survivor may still be running: what was closed stays closed
+                for folder, mode in changed:
+                    with contextlib.suppress(OSError):
+                        os.chmod(folder, mode)
 
     def _mkdir(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -356,7 +460,7 @@ class Sandbox:
                     os.lchown(os.path.join(folder, name), uid, gid)
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.discard(self.root)
 
 
 def _drain(stream: object, chunks: list[bytes]) -> None:
@@ -374,19 +478,39 @@ def _drain(stream: object, chunks: list[bytes]) -> None:
 
 
 def snapshot(tree: Path) -> dict[str, str]:
-    """Every file and link under `tree`, by relative path, with a digest of what it is."""
-    found = {}
-    for folder, dirs, files in os.walk(tree):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, tree).replace(os.sep, "/")
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                found[relative] = "link:" + os.readlink(path)
+    """Every file and link under `tree`, by relative path, with a digest of what it is. Walked with a stack (no
+    recursion limit however deep), never through a link; a name that is not UTF-8 is recorded as unreadable."""
+    found: dict[str, str] = {}
+    stack = [""]
+    while stack:
+        relative_dir = stack.pop()
+        try:
+            entries = list(os.scandir(tree / relative_dir if relative_dir else tree))
+        except OSError:
+            found[relative_dir or "."] = "special:unreadable"
+            continue
+        for entry in entries:
+            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+            try:
+                relative.encode("utf-8")
+                info = entry.stat(follow_symlinks=False)
+            except (UnicodeEncodeError, OSError):
+                found[relative.encode("utf-8", "replace").decode()] = "special:unreadable"
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(relative)
+            elif stat.S_ISLNK(info.st_mode):
+                try:
+                    found[relative] = "link:" + os.readlink(entry.path)
+                except OSError:
+                    found[relative] = "special:unreadable"
             elif not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
                 found[relative] = f"special:{info.st_mode}:{info.st_size}:{info.st_mtime_ns}"
             else:
-                found[relative] = hashlib.sha1(_read_regular(path)).hexdigest()
+                try:
+                    found[relative] = hashlib.sha1(_read_regular(entry.path)).hexdigest()
+                except OSError:
+                    found[relative] = "special:unreadable"
     return found
 
 
@@ -452,16 +576,16 @@ def closed_folders(environ: Mapping[str, str], workspace: Path) -> list[Path]:
 @contextlib.contextmanager
 def for_setup(setup: Setup) -> Iterator[tuple[Sandbox, list[str]]]:
     """The run's sandbox, and what the run should warn about: it is closed when the run is done."""
-    box = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env), closed_folders(setup.environ, setup.repo))
+    box = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env), closed_folders(setup.environ, setup.repo),
+                  git=setup.git)
     try:
         box.probe(setup.config.tests.command[0] if setup.config.tests.command else "python")
         warnings = []
-        dirty = workspace_drift(setup.git, setup.repo, {})
-        if dirty:
-            warnings.append(f"the checkout has uncommitted changes to {len(dirty)} tracked file(s) "
-                            f"({', '.join(dirty[:10])}); tests run on the committed content with the vetted change, "
-                            "which is what is delivered")
-            box.base_overlay = {path: setup.git.base_file(path) for path in dirty}
+        box.dirty_at_start = tuple(workspace_drift(setup.git, setup.repo, {}))
+        if box.dirty_at_start:
+            warnings.append(f"the checkout has uncommitted changes to {len(box.dirty_at_start)} tracked file(s) "
+                            f"({', '.join(box.dirty_at_start[:10])}); tests run on the committed content with the "
+                            "vetted change, which is what is delivered")
         yield box, warnings
     finally:
         box.close()

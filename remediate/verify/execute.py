@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +63,7 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
             return run
         if done.timed_out:
             return _with(run, status="timed_out")
-        reports = [junit] if os.path.exists(junit) else sorted(map(str, repo.glob(junit_glob))) if junit_glob else []
+        reports = [junit] if os.path.lexists(junit) else sorted(map(str, repo.glob(junit_glob))) if junit_glob else []
         if reports:
             result = _from_junit(run, reports)
             if capped and result.failed + result.errors >= max_failures:
@@ -81,8 +82,8 @@ def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
     suites = []
     for path in paths:
         try:
-            xml = JUnitXml.fromfile(path)
-        except Exception as exc:  # a broken report is an error result, not a crash
+            xml = JUnitXml.fromstring(_read_report(path))
+        except Exception as exc:  # a broken (or planted: a link, a FIFO) report is an error result, not a crash
             return _with(run, status="error", output_tail=f"unreadable JUnit XML {path}: {exc}\n{run.output_tail}")
         suites += [xml] if xml._tag == "testsuite" else list(xml)
     passed = failed = errors = skipped = 0
@@ -113,6 +114,22 @@ def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
         status = "passed"
     return _with(run, status=status, passed=passed, failed=failed, errors=errors, skipped=skipped,
                  failures=tuple(failures[:20]), failed_tests=tuple(f.name for f in failures))
+
+
+MAX_REPORT_BYTES = 20_000_000
+
+
+def _read_report(path: str) -> bytes:
+    """The report's bytes: code of the change wrote it, so never through a link, never blocking on a FIFO put
+    in its place, and never larger than MAX_REPORT_BYTES."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > MAX_REPORT_BYTES:
+            raise ValueError(f"larger than {MAX_REPORT_BYTES} bytes")
+        return handle.read(MAX_REPORT_BYTES)
 
 
 def _message(results: list[Any]) -> str:

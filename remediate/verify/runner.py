@@ -43,7 +43,8 @@ def install(setup: Setup, sandbox: Sandbox) -> None:
     later run's PYTHONPATH, read-only once this has run): if the project's test dependencies cannot be
     installed, no test can run, and on-call hears why."""
     config = setup.config.tests
-    tree = sandbox.copy(setup.repo)
+    tree = sandbox.tree()
+    sandbox.open_deps()
     try:
         with setup.telemetry.span("test_setup"):
             done = sandbox.run(config.setup, tree, config.timeout_seconds,
@@ -132,7 +133,7 @@ class TestRunner:
         fix. None when no selected test exists there."""
         overlay = self.workspace.overlay(before=True)
         overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
-        tree = self.sandbox.copy(self.setup.repo, overlay)
+        tree = self.sandbox.tree(overlay)
         try:
             # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
             present = [p for p in selected if (tree / p.split("::", 1)[0]).exists()]
@@ -144,7 +145,7 @@ class TestRunner:
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
                  complete: bool) -> TestRun:
-        tree = self.sandbox.copy(self.setup.repo, overlay)
+        tree = self.sandbox.tree(overlay)
         try:
             return self.execute(tree, paths, reason, complete)
         finally:

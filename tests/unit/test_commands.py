@@ -76,6 +76,10 @@ def test_allowed(command):
     ("pytest -k 'not test_leak'", "command_option"),
     ("pytest --deselect tests/test_service.py::test_leak", "command_option"),
     ("pytest -o python_files=nothing.py", "command_option"),
+    ("pytest --keyword=not_leak", "command_option"),
+    ("pytest --desel=tests/test_service.py", "command_option"),  # an abbreviation getopt_long would take
+    ("pytest @opts.txt", "command_option"),
+    ("python -m pytest --ignore=tests/test_service.py", "command_option"),
     # Paths outside the tree.
     ("cat /proc/self/environ", "path_outside_repo"),
     ("cp app/users/api.py ../escape.py", "path_outside_repo"),
@@ -103,3 +107,9 @@ def test_a_whole_program_allowlisted_still_has_its_option_policy():
                  ["git", "--git-dir=x", "log"], ["git", "submodule", "foreach", "id"]):
         assert verdict(argv, ["git"], []).rule == "command_option", argv
     assert verdict(["git", "log", "--oneline"], ["git"], []).allowed
+
+
+def test_abbreviated_long_options_are_refused_like_the_whole_option():
+    for argv in (["tar", "-tf", "a.tar", "--checkpoint-act=exec=id"], ["tar", "-tf", "a.tar", "--to-comm=sh"],
+                 ["tar", "-tf", "a.tar", "--use-compress=sh"]):
+        assert verdict(argv, ["tar -tf"], []).rule == "command_option", argv

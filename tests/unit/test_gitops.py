@@ -118,3 +118,18 @@ def test_workspace_drift_names_files_that_are_not_base_plus_the_vetted_change(tm
     (tmp_path / "b.py").write_text("changed behind our back\n")
     (tmp_path / "c.py").write_text("new\n")
     assert workspace_drift(git, tmp_path, {"a.py": "vetted\n", "c.py": None}) == ["b.py", "c.py"]
+
+
+def test_an_origin_that_git_would_read_as_an_option_is_refused(tmp_path):
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a").write_text("a\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "a")
+    _git(tmp_path, "config", "remote.origin.url", f"--upload-pack=touch {tmp_path}/pwned;false")
+    git = Git.open(tmp_path, {"PATH": os.environ["PATH"]})
+    with pytest.raises(GitError, match="not a repository URL"):
+        git.token_for_origin(None)
+    from remediate.deliver.delivery import _remote_sha
+    with pytest.raises(GitError):
+        _remote_sha(git, "refs/heads/x", None)
+    assert not (tmp_path / "pwned").exists()

@@ -39,7 +39,9 @@ def test_allowed_paths(path):
 
 
 @pytest.mark.parametrize("path", ["conftest.py", "tests/conftest.py", "tests/web/conftest.py", "pytest.ini", "tox.ini",
-                                  "setup.cfg", "pyproject.toml", "sitecustomize.py", "app/evil.pth"])
+                                  "setup.cfg", "pyproject.toml", "sitecustomize.py", "app/evil.pth", "tests/pytest.ini",
+                                  "tests/pytest.toml", "tests/.pytest.toml", "tests/tox.ini", "tests/setup.cfg",
+                                  "tests/pyproject.toml", ".pytest.ini"])
 def test_the_test_runner_configuration_is_never_the_models(path):
     verdict = check_path(path, WritePolicy(PROTECTED, scope_files=None))
     assert not verdict.allowed and verdict.rule == "test_config"

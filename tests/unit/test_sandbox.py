@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,6 +168,9 @@ def test_stdin_is_empty_and_output_is_captured_not_ours(sandbox, tmp_path, capfd
 
 def test_installed_dependencies_are_read_only_once_frozen(sandbox, tmp_path):
     tree = sandbox.copy(tmp_path / "workspace")
+    # Without tests.setup the folder is never the sandbox user's: a test cannot plant a module for later runs.
+    assert _run(sandbox, tree, f"open('{sandbox.deps}/sitecustomize.py', 'w')").exit_code != 0
+    sandbox.open_deps()  # what tests.setup gets
     assert _run(sandbox, tree, f"open('{sandbox.deps}/dep.py', 'w').write('V = 1')").exit_code == 0
     sandbox.freeze_deps()
     done = _run(sandbox, tree, f"""
@@ -251,3 +255,65 @@ def _uid_of(pid: str) -> int | None:
             return next(int(line.split()[1]) for line in handle if line.startswith("Uid:"))
     except (OSError, StopIteration):
         return None
+
+
+def test_changes_since_walks_any_depth_and_refuses_names_that_are_not_utf8(tmp_path):
+    before = snapshot(tmp_path)
+    deep = str(tmp_path)
+    for _ in range(1100):  # deeper than Python's recursion limit (made level by level: makedirs recurses)
+        deep += "/d"
+        os.mkdir(deep)
+    Path(deep, "leaf.py").write_text("x\n")
+    os.mkdir(os.fsencode(tmp_path) + b"/bad\xffname")
+    changed, refused = changes_since(tmp_path, before)
+    assert list(changed.values()) == ["x\n"] and next(iter(changed)).endswith("/d/leaf.py")
+    assert len(refused) == 1 and "bad" in refused[0]
+
+
+def test_a_process_hopping_sessions_does_not_outlive_the_run(sandbox, tmp_path):
+    """fork, exit, setsid, again: a pid sweep always lags one hop behind; kill(-1) as the user does not."""
+    tree = sandbox.copy(tmp_path / "workspace")
+    beat = Path(tempfile.gettempdir()) / f"remediate-hop-{os.getpid()}"
+    beat.unlink(missing_ok=True)
+    done = _run(sandbox, tree, f"""
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    end = time.time() + 20
+    while time.time() < end:
+        if os.fork():
+            os._exit(0)  # the parent goes, the child hops on in a new session
+        os.setsid()
+        open("{beat}", "w").write(str(time.time()))
+        time.sleep(0.003)
+    os._exit(0)
+time.sleep(0.5)
+print("hopping", flush=True)
+""", timeout=30)
+    assert "hopping" in done.output
+    left = [p for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == sandbox.identity.uid]
+    assert left == []
+    last = beat.read_text() if beat.exists() else ""
+    time.sleep(0.5)
+    assert (beat.read_text() if beat.exists() else "") == last  # nothing beats any more
+    beat.unlink(missing_ok=True)
+
+
+def test_the_sandbox_refuses_to_run_as_root_when_its_user_cannot_start_the_program(tmp_path):
+    from remediate.errors import UserError
+
+    # As pyenv's python under /root: the program starts, and cannot read what it needs from a folder only root
+    # may enter.
+    hidden = tmp_path / "only-root"
+    hidden.mkdir(mode=0o700)
+    (hidden / "stdlib.py").write_text("")
+    program = tmp_path / "python"
+    program.write_text(f"#!/bin/sh\ncat {hidden}/stdlib.py\n")
+    program.chmod(0o755)
+    box = Sandbox({"PATH": "/usr/bin:/bin"}, [])
+    try:
+        with pytest.raises(UserError) as refused:
+            box.probe(str(program))
+    finally:
+        box.close()
+    assert refused.value.field == "tests.command"

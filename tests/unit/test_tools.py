@@ -81,10 +81,11 @@ def commanding(tmp_path: Path) -> Iterator[Toolbox]:
     (repo / "config" / "production.yaml").write_text("replicas: 3\n")
     _commit(repo)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    sandbox = Sandbox(env, [repo])
+    git = Git.open(repo, env)
+    sandbox = Sandbox(env, [repo], git=git)
     workspace = Workspace(repo, WritePolicy(("config/production.*",), scope_files=None))
     yield Toolbox(workspace, Redactor(), lambda paths: TestRun(("pytest",), (), "passed", passed=1),
-                  Git.open(repo, env), allowed_commands=["cp", "cat", "touch", "ln", "mkfifo"],
+                  git, allowed_commands=["cp", "cat", "touch", "ln", "mkfifo"],
                   blocked_commands=["cp -f"], sandbox=sandbox, max_refusals=10)
     sandbox.close()
 
@@ -147,3 +148,10 @@ def test_mcp_arguments_that_carry_a_known_secret_are_never_sent(toolbox):
     result = toolbox.execute("mcp__logs__query", json.dumps({"q": "service:x token:ghs_knownsecret0123456789"}))
     assert "REFUSED (secret_in_mcp_arguments)" in result and sent == []
     assert toolbox.events[-1].rule == "secret_in_mcp_arguments" and "ghs_known" not in toolbox.events[-1].target
+
+
+def test_a_command_sees_the_committed_tree_not_what_else_lies_in_the_checkout(commanding):
+    root = commanding.workspace.root
+    (root / ".npmrc").write_text("//registry.npmjs.org/:_authToken=npm_secretsecretsecret\n")  # an earlier step's
+    result = commanding.execute("run_command", json.dumps({"command": ["cat", ".npmrc"]}))
+    assert "npm_secret" not in result and "No such file" in result
