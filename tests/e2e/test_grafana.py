@@ -52,7 +52,8 @@ def test_logs_from_loki_via_mcp_grafana_reach_the_prompt_condensed(remediate, gr
     assert "unrelated failure" not in prompt  # another service's stream was not asked for
     stats = run.report["context"]["logs"][0]
     assert stats["source"] == "grafana/query_loki_logs" and stats["condensed"]
-    assert stats["lines"] == 418 and stats["chars_before"] > 20 * stats["chars_after"] > 0
+    assert stats["lines"] == len(scenarios.incident_logs().splitlines())
+    assert stats["chars_before"] > 20 * stats["chars_after"] > 0
     assert stats["repo_files"] == ["app/users/service.py"]
 
     # The Grafana token is the server's, never the model's, the report's or the PR's.
