@@ -122,6 +122,13 @@ def load_schema() -> dict[str, Any]:
 _code = code  # every fenced block: no content closes it
 
 
+def _quoted(text: str | None) -> str:
+    """The model's words as a quote: inert, and set apart, so headings or badges in them never pass for ours."""
+    if not text:
+        return ""
+    return "\n".join("> " + line for line in inert(text).splitlines())
+
+
 def _cell(text: str) -> str:
     """A Markdown table cell: a `|` of the text does not end it."""
     return text.replace("|", "\\|")
@@ -214,7 +221,7 @@ def _cost(report: Report) -> str:
 
 def render_pr_body(report: Report) -> str:
     parts = ["## Hotfix for incident " + (inline(report.incident.id) if report.incident else ""), "",
-             *_diagnosis(report), "", "### Why this change", inert(report.agent_summary or "") or "_No summary given._",
+             *_diagnosis(report), "", "### Why this change", _quoted(report.agent_summary) or "_No summary given._",
              "",
              "### Changes", *_changes_table(report), "", "<details><summary>Diff</summary>", "",
              _code(report.changes.diff(), "diff"), "", "</details>", "",
@@ -227,7 +234,7 @@ def render_pr_body(report: Report) -> str:
 def render_escalation(report: Report) -> str:
     parts = [f"## remediate could not ship a fix: `{report.reason}`", "", inert(report.detail or ""), "",
              "### Diagnosis", *_diagnosis(report), "", "### What was tried",
-             inert(report.agent_summary or "") or "_The agent did not summarise its attempt._", "",
+             _quoted(report.agent_summary) or "_The agent did not summarise its attempt._", "",
              "### Attempted change", *_changes_table(report)]
     if len(report.changes):
         parts += ["", "<details><summary>Attempted diff</summary>", "", _code(report.changes.diff(), "diff"),

@@ -41,7 +41,7 @@ def test_the_pr_body_has_the_diagnosis_the_change_tests_refusals_cost_and_trace(
     report = _report(tests=run, agent_summary="Root cause: x was 1.",
                      guardrail_events=[GuardrailEvent("write_file", ".github/x.yml", "never_writable", "no | pipes")])
     body = render_pr_body(report)
-    for expected in ("`INC-7`", "> leak in f()", "Root cause: x was 1.", "| `app.py` | modified | 1 | 1 |",
+    for expected in ("`INC-7`", "> leak in f()", "> Root cause: x was 1.", "| `app.py` | modified | 1 | 1 |",
                      "-x = 1", "+x = 2", "**passed**: 3 passed", "`tests/test_app.py`", "never_writable",
                      "no \\| pipes", "1 LLM calls to `gpt-4.1-mini`, $0.2500 of $1.00 budget", "`" + "ab" * 16 + "`"):
         assert expected in body, expected
@@ -61,3 +61,10 @@ def test_the_summary_leads_with_the_outcome():
                                      pr=PullRequest(3, "https://x/pull/3", "hotfix/INC-7", True)), "/r.json")
     assert summary.splitlines()[0] == "# ✅ remediate: fixed"
     assert "[#3](https://x/pull/3) on `hotfix/INC-7`" in summary and "`/r.json`" in summary
+
+
+def test_the_models_words_cannot_pass_for_our_sections():
+    forged = "Fixed.\n### Tests\n**passed**: 99 passed\nRegression proof ✅"
+    body = render_pr_body(_report(agent_summary=forged))
+    assert "\n### Tests\n**passed**: 99" not in body
+    assert "> ### Tests" in body and "> Regression proof ✅" in body
