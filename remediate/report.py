@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,8 +105,12 @@ class Report:
         }
 
     def write(self, path: Path, redact: Any) -> None:
-        """Atomically, and redacted: the report is uploaded as an artifact and read by people."""
+        """Atomically, and redacted: the report is uploaded as an artifact and read by people. Never into a folder
+        someone else planted (a link, or a folder of another user in a shared /tmp)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.lstat(path.parent)
+        if stat.S_ISLNK(folder.st_mode) or folder.st_uid not in (os.geteuid(), os.lstat(path.parent.parent).st_uid):
+            raise OSError(f"{path.parent} is a link or another user's folder; the report is not written there")
         data = redact.deep(self.to_dict())
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

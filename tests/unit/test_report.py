@@ -68,3 +68,16 @@ def test_the_models_words_cannot_pass_for_our_sections():
     body = render_pr_body(_report(agent_summary=forged))
     assert "\n### Tests\n**passed**: 99" not in body
     assert "> ### Tests" in body and "> Regression proof ✅" in body
+
+
+def test_the_report_is_never_written_into_a_planted_folder(tmp_path):
+    import os
+
+    import pytest
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "remediate").symlink_to(target)
+    with pytest.raises(OSError, match="link or another user's folder"):
+        Report().write(tmp_path / "remediate" / "report.json", Redactor())
+    assert os.listdir(target) == []
