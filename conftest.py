@@ -10,7 +10,8 @@ sandbox needs when the suite runs as root:
 import os
 import sys
 
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+# The venv's scripts by their real path: a venv reached through a link under /root is none of the sandbox user's.
+os.environ["PATH"] = os.path.join(os.path.realpath(sys.prefix), "bin") + os.pathsep + os.environ.get("PATH", "")
 # Distinct per session too (by the pid of the xdist controller, or of pytest itself), so two suites running
 # at once do not share one either.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # The action runs the sample service's tests as the sandbox user with `python` from PATH: this interpreter (which
 # that user can start; scripts/setup sees to it), not whatever else PATH finds first.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+os.environ["PATH"] = os.path.join(os.path.realpath(sys.prefix), "bin") + os.pathsep + os.environ.get("PATH", "")
 
 from peers import events, scenarios  # noqa: E402
 from peers.github_stub import GitHubStub  # noqa: E402
