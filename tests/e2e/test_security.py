@@ -13,9 +13,10 @@ from peers import attacks, scenarios
 from peers.attacks import ATTACKS, BLOCKED, CACHES, END_TO_END, write
 from peers.harness import git
 
-pytestmark = pytest.mark.entrypoint  # every run here as the runner starts it
-
-CLASSES = [a for a in ATTACKS if a.name in END_TO_END]
+# Each class against the real peers; three of them through the entrypoint as the runner starts it.
+AS_THE_RUNNER = ("workflow-edit-from-injection", "git-config-pushurl", "shell-chained-deploy")
+CLASSES = [pytest.param(a, id=a.name, marks=[pytest.mark.entrypoint] if a.name in AS_THE_RUNNER else [])
+           for a in ATTACKS if a.name in END_TO_END]
 
 @pytest.fixture(scope="module")
 def outside_sentinel():
@@ -23,7 +24,7 @@ def outside_sentinel():
         yield folder
 
 
-@pytest.mark.parametrize("attack", CLASSES, ids=[a.name for a in CLASSES])
+@pytest.mark.parametrize("attack", CLASSES)
 def test_attack_is_refused_recorded_and_the_fix_still_lands(remediate, mcp, outside_sentinel, attack):
     assert len(CLASSES) == len(END_TO_END)
     out = remediate([{"tool_calls": attack.calls}, *scenarios.good_fix()[1:]], guardrails=attack.guardrails,
@@ -69,6 +70,7 @@ def test_refusals_past_the_limit_escalate(remediate):
     assert out.github.pulls == [] and out.repo.remote_branches() == ["main"]
 
 
+@pytest.mark.entrypoint
 def test_a_hostile_test_finds_no_secret_in_the_real_entrypoint_and_the_vetted_fix_lands(remediate, tmp_path):
     """peers/hostile_tests.py through the entrypoint as the runner starts it: the process whose environment holds
     the GitHub token, the LLM key and the MCP token is the one it looks in."""
@@ -97,6 +99,7 @@ def test_a_hostile_test_finds_no_secret_in_the_real_entrypoint_and_the_vetted_fi
 
 
 
+@pytest.mark.entrypoint
 def test_a_secret_learned_from_the_logs_stays_secret_wherever_the_model_repeats_it(remediate, mcp):
     """The logs show an AWS secret key only by its `aws_secret_access_key=` shape; the model then repeats the bare
     value in an MCP query, a file and its escalation. It reaches no server, no file, no issue, log or report."""

@@ -115,7 +115,6 @@ def blackhole():
     server.close()
 
 
-@pytest.mark.entrypoint
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_an_unresponsive_collector_does_not_fail_the_run(remediate, blackhole, protocol):
     extra = _telemetry(blackhole, protocol, "  flush_timeout_seconds: 1\n")
@@ -129,7 +128,6 @@ def test_an_unresponsive_collector_does_not_fail_the_run(remediate, blackhole, p
     assert len(warned) == 1
 
 
-@pytest.mark.entrypoint
 def test_architects_otlp_exporter_is_grpc_on_any_port(remediate, mcp):
     """architect's `telemetry: {exporter: otlp, endpoint: ...}` with no protocol, a collector on a port that is not
     4317: the trace arrives over gRPC, and the report says it was exported."""
@@ -147,7 +145,6 @@ def test_architects_otlp_exporter_is_grpc_on_any_port(remediate, mcp):
     assert telemetry["exporter"].startswith("OTLP/gRPC")
 
 
-@pytest.mark.entrypoint
 def test_the_json_file_exporter_writes_the_trace(remediate, tmp_path):
     trace_file = tmp_path / "traces.jsonl"
     out = remediate(scenarios.good_fix(),
@@ -159,7 +156,6 @@ def test_the_json_file_exporter_writes_the_trace(remediate, tmp_path):
     assert out.run.report["telemetry"]["exported"] is True
 
 
-@pytest.mark.entrypoint
 def test_a_config_error_still_has_a_trace_id_in_every_output(remediate):
     out = remediate(scenarios.good_fix(), config="llm: {model: 3}\n")
     assert out.run.outputs["outcome"] == "error" and re.fullmatch(r"[0-9a-f]{32}", out.run.outputs["trace-id"])
