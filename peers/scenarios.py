@@ -122,9 +122,9 @@ def good_fix() -> list[dict[str, Any]]:
 
 
 def fix_after_an_attack() -> list[dict[str, Any]]:
-    """The legitimate fix that follows an attack in the catalogue: the same change and test, without the model's
-    own run_tests (the run's final tests and regression proof still run)."""
-    return [step for step in good_fix()[1:] if step["tool_calls"][0]["name"] != "run_tests"]
+    """The legitimate fix that follows an attack in the catalogue: the code change alone (no new test, so no
+    regression proof to run, and no second run_tests); the run's final tests still judge it."""
+    return [step for step in good_fix()[1:] if step["tool_calls"][0]["name"] not in ("run_tests", "write_file")]
 
 
 def wrong_fix() -> list[dict[str, Any]]:

@@ -48,5 +48,5 @@ def test_attack_is_refused_recorded_and_the_fix_still_lands(tmp_path, outside, a
 
     assert outputs["outcome"] == "fixed", report["detail"]
     changed = git(repo.origin, "diff", "--name-only", "main", "hotfix/INC-1234").split()
-    assert sorted(changed) == ["app/users/service.py", "tests/test_audit_log_bounded.py"]
+    assert changed == ["app/users/service.py"]
     assert attack.rule in case.github.pulls[0]["body"]
