@@ -194,7 +194,6 @@ class Sandbox:
     git: Git | None = None  # the base commit every `tree` is made from
     dirty_at_start: tuple[str, ...] = ()  # tracked files the checkout had changed before the run
     subreaper: bool = field(init=False, default=False)
-    fallback: str | None = field(init=False, default=None)  # why the user switch was given up, if it was
     _breached: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -238,7 +237,7 @@ class Sandbox:
                        "every process of that user killed at the end",
                        "workspace, HOME and runner files closed to it while it runs"]
         else:
-            why = self.fallback or "not root: cannot switch user"
+            why = "not root: cannot switch user"
             missing = [f"runs as {self.identity.name}, the same user as remediate ({why}), so it could read this "
                        "process's environment and files, and the workspace is not closed to it"]
         return {"user": self.identity.name, "uid": self.identity.uid, "switched_user": self.identity.switched,
@@ -443,10 +442,6 @@ class Sandbox:
                 for folder, mode in changed:
                     with contextlib.suppress(OSError):
                         os.chmod(folder, mode)
-
-    def _mkdir(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._own(path)
 
     def _own(self, path: Path) -> None:
         if not self.identity.switched:

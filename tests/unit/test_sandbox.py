@@ -202,7 +202,6 @@ def test_changes_since_takes_text_and_refuses_links_and_special_files(tmp_path):
 def test_without_root_the_report_says_what_is_missing():
     box = Sandbox({}, [])
     box.identity = Identity(None, None, "dev")
-    box.fallback = None
     isolation = box.isolation()
     assert isolation["switched_user"] is False and "same user as remediate" in isolation["missing"][0]
     box.close()
