@@ -31,9 +31,13 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.send_bytes(status, json.dumps(payload).encode() if payload is not None else b"")
 
 
+# socketserver's default poll (0.5 s) is what `shutdown()` waits for: most of a short test's teardown.
+POLL_SECONDS = 0.02
+
+
 def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True).start()
     return server
 
 

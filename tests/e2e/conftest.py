@@ -33,12 +33,27 @@ def github(openapi: OpenAPIChecker) -> Iterator[GitHubStub]:
     assert stub.violations == [], "requests departed from GitHub's OpenAPI description"
 
 
+@pytest.fixture(scope="session")
+def _incident_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[McpProcess]]:
+    """The incident MCP server, started once a worker: its logs and incident never change, and a test sees only
+    its own calls (the journal is emptied before each test). A test that ended it gets a new one."""
+    base = tmp_path_factory.mktemp("incident-mcp")
+    holder = [_start_incident_server(base)]
+    yield holder
+    holder[0].stop()
+
+
+def _start_incident_server(base: Path) -> McpProcess:
+    return start_mcp(base, scenarios.incident_logs(), {"incident_id": scenarios.INCIDENT_ID, "summary": "memory leak"})
+
+
 @pytest.fixture
-def mcp(tmp_path: Path) -> Iterator[McpProcess]:
-    server = start_mcp(tmp_path, scenarios.incident_logs(), {"incident_id": scenarios.INCIDENT_ID,
-                                                             "summary": "memory leak"})
-    yield server
-    server.stop()
+def mcp(_incident_server: list[McpProcess]) -> McpProcess:
+    server = _incident_server[0]
+    if server.process.poll() is not None:
+        server = _incident_server[0] = _start_incident_server(server.journal.parent)
+    server.journal.unlink(missing_ok=True)
+    return server
 
 
 @dataclass
