@@ -150,7 +150,37 @@ class MCPConfig(_Model):
         return servers
 
 
+def _re2_pattern(value: str) -> str:
+    import re2
+    try:
+        re2.compile(value)
+    except re2.error as exc:
+        raise ValueError(f"not a pattern RE2 accepts (no backreferences or lookaround): {exc}") from None
+    return value
+
+
+class QualityGateConfig(_Model):
+    """architect's quality gate: a shell command run, in the sandbox, when the model calls `finish`."""
+    name: str = Field(min_length=1, max_length=80)
+    command: str = Field(min_length=1)
+    required: bool = True
+    timeout: int = Field(default=60, ge=1, le=600)
+    env: list[str] = Field(default_factory=list)  # variables passed through from the action's environment
+
+
+class CodeRuleConfig(_Model):
+    """architect's code rule: a regex on the lines a change adds. `file_patterns` (ours) limits it to paths."""
+    pattern: str
+    message: str
+    severity: Literal["warn", "block"] = "warn"
+    file_patterns: list[str] = Field(default_factory=list)
+
+    _pattern = field_validator("pattern")(_re2_pattern)
+
+
 class GuardrailsConfig(_Model):
+    # architect's switch: our guardrails are always on, so `false` is named as ignored (config notices).
+    enabled: bool = True
     max_files_modified: int = Field(default=3, ge=1)
     max_lines_changed: int = Field(default=200, ge=1)
     protected_files: list[str] = Field(default_factory=lambda: [
@@ -160,10 +190,19 @@ class GuardrailsConfig(_Model):
     edit_scope: Literal["suspects", "repo"] = "suspects"
     extra_scope: list[str] = Field(default_factory=list)
     max_refusals: int = Field(default=5, ge=1)
+    # architect's: neither readable by the model's tools nor writable.
+    sensitive_files: list[str] = Field(default_factory=list)
+    max_commands_executed: int | None = Field(default=None, ge=0)
+    # architect's; remediate always runs the affected tests after the change, so it holds whatever it says.
+    require_test_after_edit: bool = False
+    quality_gates: list[QualityGateConfig] = Field(default_factory=list)
+    code_rules: list[CodeRuleConfig] = Field(default_factory=list)
 
 
 class CostsConfig(_Model):
     budget_usd: float = Field(default=1.00, gt=0)
+    # architect's: when the spend reaches it, budget_warning hooks run (default: 80% of budget_usd).
+    warn_at_usd: float | None = Field(default=None, gt=0)
     prices: dict[str, dict[Literal["input", "cached_input", "output"], float]] = Field(default_factory=dict)
 
 
@@ -250,6 +289,61 @@ class TriggerConfig(_Model):
     event_type: str = "incident"
 
 
+HOOK_EVENTS = ("pre_tool_use", "post_tool_use", "pre_llm_call", "post_llm_call", "session_start", "session_end",
+               "on_error", "agent_complete", "budget_warning", "context_compress")
+# Pre-event hooks decide: a block (exit 2) stops what was about to happen, and an error or timeout blocks too
+# unless the hook says `on_hook_error: allow`.
+PRE_EVENTS = ("pre_tool_use", "pre_llm_call")
+EDIT_TOOLS = "edit_file|write_file|apply_patch"
+
+
+class HookConfig(_Model):
+    """architect's hook: a shell command line for one event, run in the sandbox with the event as JSON on stdin
+    and ARCHITECT_*/REMEDIATE_* variables."""
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    command: str = Field(min_length=1)
+    name: str = ""
+    matcher: str = "*"  # a regex on the tool name (anchored at the start, as architect's), `*` all
+    file_patterns: list[str] = Field(default_factory=list)
+    timeout: int = Field(default=10, ge=1, le=300)
+    async_: bool = Field(default=False, alias="async")
+    enabled: bool = True
+    on_hook_error: Literal["block", "allow"] = "block"  # ours: what a failing pre-event hook means
+    env: list[str] = Field(default_factory=list)  # ours: variables passed through; nothing else of ours is
+
+    _matcher = field_validator("matcher")(lambda v: v if v == "*" else _re2_pattern(v))
+
+    @property
+    def label(self) -> str:
+        """How records name it: its name, else its command's first word."""
+        return self.name or (self.command.split() or ["hook"])[0][:60]
+
+
+class HooksConfig(_Model):
+    pre_tool_use: list[HookConfig] = Field(default_factory=list)
+    post_tool_use: list[HookConfig] = Field(default_factory=list)
+    pre_llm_call: list[HookConfig] = Field(default_factory=list)
+    post_llm_call: list[HookConfig] = Field(default_factory=list)
+    session_start: list[HookConfig] = Field(default_factory=list)
+    session_end: list[HookConfig] = Field(default_factory=list)
+    on_error: list[HookConfig] = Field(default_factory=list)
+    agent_complete: list[HookConfig] = Field(default_factory=list)
+    budget_warning: list[HookConfig] = Field(default_factory=list)
+    context_compress: list[HookConfig] = Field(default_factory=list)
+    post_edit: list[HookConfig] = Field(default_factory=list)  # architect's alias: post_tool_use on edit tools
+
+    def for_event(self, event: str) -> list[HookConfig]:
+        """The enabled hooks of an event, in order; post_edit hooks join post_tool_use for the edit tools."""
+        hooks = list(getattr(self, event))
+        if event == "post_tool_use":
+            hooks += [h.model_copy(update={"matcher": EDIT_TOOLS if h.matcher == "*" else h.matcher})
+                      for h in self.post_edit]
+        return [h for h in hooks if h.enabled]
+
+    def all(self) -> list[HookConfig]:
+        return [h for event in HOOK_EVENTS for h in self.for_event(event)]
+
+
 class Config(_Model):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     mcp: MCPConfig = Field(default_factory=MCPConfig)
@@ -261,7 +355,10 @@ class Config(_Model):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
     source: str | None = None
+    # architect keys that load but that remediate does not act on: (key, why), named once in the log and report.
+    ignored: tuple[tuple[str, str], ...] = ()
 
     def secret_sources(self) -> tuple[list[str], list[str]]:
         """The variables whose values are credentials (LLM key, MCP auth, escalation channels, variables a
@@ -275,11 +372,100 @@ class Config(_Model):
             names += [ref for ref, key in server.referenced_variables().items()
                       if key in server.headers or looks_secret(ref) or looks_secret(key)]
             values += list(server.headers.values())
+        for command in [*self.hooks.all(), *self.guardrails.quality_gates]:
+            names += list(command.env)  # given to a command on purpose: kept out of everything else
         escalation = self.escalation
         names += [escalation.pagerduty.routing_key_env if escalation.pagerduty else None,
                   escalation.webhook.url_env if escalation.webhook else None,
                   escalation.slack.webhook_url_env if escalation.slack else None]
         return [n for n in names if n], values
+
+
+# architect's sections that remediate loads and does not act on, with the reason (docs/configuration.md).
+ARCHITECT_SECTIONS = {
+    "language": "remediate's messages are English; there is nothing to translate",
+    "agents": "one agent with a fixed prompt and tool set (docs/tools.md); a custom agent could bypass the tool list",
+    "logging": "the Actions log (groups, annotations) and the JSON report are the run's record",
+    "workspace": "the workspace is the checkout (GITHUB_WORKSPACE)",
+    "indexer": "the first prompt is built from the evidence; the model searches with search_code",
+    "context": "a run is bounded by agent.max_llm_calls and llm.max_tokens; nothing is compressed",
+    "evaluation": "the verdict is the tests and the regression proof, not the model's own evaluation",
+    "commands": "commands run only when guardrails.allowed_commands lists them (docs/safety.md)",
+    "llm_cache": "a cached answer would replay a fix made for another tree; every run asks the model",
+    "memory": "each incident starts clean: nothing a model wrote in an earlier run reaches this one",
+    "skills": "instructions from the repository would become the model's; the repository is untrusted data here",
+    "sessions": "one run is one incident; there is nothing to resume",
+    "ralph": "one fix a run, bounded by costs.budget_usd; no iteration loop",
+    "parallel": "one agent an incident",
+    "checkpoints": "the change is held until vetted and committed once",
+    "auto_review": "the reviewers are the people on the pull request",
+    "health": "not part of fixing an incident",
+}
+# Keys inside sections remediate shares with architect: (section, key) -> why it is not acted on.
+ARCHITECT_KEYS = {
+    ("llm", "provider"): "remediate talks to OpenAI-compatible endpoints (llm.base_url)",
+    ("llm", "mode"): "remediate talks to OpenAI-compatible endpoints directly or through llm.base_url",
+    ("llm", "prompt_caching"): "the endpoint caches prompt prefixes itself; cached tokens are priced when reported",
+    ("costs", "prices_file"): "prices come from the built-in table and costs.prices",
+}
+# architect's names for keys remediate has under another name.
+ARCHITECT_RENAMES = {("llm", "api_base"): "base_url", ("llm", "timeout"): "timeout_seconds",
+                     ("llm", "retries"): "max_retries"}
+
+
+def _architect_only(data: dict[str, Any], lines: Mapping[tuple[Any, ...], int], label: str | None
+                    ) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """architect's keys that remediate loads without acting on them, taken out of `data` with the reason each
+    is ignored; architect's names for our keys renamed."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    ignored: list[tuple[str, str]] = []
+
+    def note(path: tuple[Any, ...], why: str) -> None:
+        where = f" ({label} line {lines[path]})" if label and path in lines else ""
+        ignored.append((".".join(map(str, path)) + where, why))
+
+    for section, why in ARCHITECT_SECTIONS.items():
+        if section in data:
+            data.pop(section)
+            note((section,), why)
+    for (section, key), why in ARCHITECT_KEYS.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data[section].pop(key)
+            note((section, key), why)
+    for (section, key), ours in ARCHITECT_RENAMES.items():
+        block = data.get(section)
+        if isinstance(block, dict) and key in block:
+            value = block.pop(key)
+            block.setdefault(ours, float(value) if ours == "timeout_seconds" and isinstance(value, int) else value)
+    for section, why in (("guardrails", "remediate's guardrails are always on"),
+                         ("costs", "costs.budget_usd is always enforced")):
+        if isinstance(data.get(section), dict) and data[section].get("enabled") is False:
+            data[section].pop("enabled")
+            note((section, "enabled"), f"false is ignored: {why}")
+    if isinstance(data.get("costs"), dict):
+        data["costs"].pop("enabled", None)
+    hooks = data.get("hooks")
+    if isinstance(hooks, dict) and hooks.get("context_compress"):
+        note(("hooks", "context_compress"), "remediate never compresses the context, so these hooks never run")
+    mcp = data.get("mcp")
+    if isinstance(mcp, dict) and isinstance(mcp.get("servers"), list):
+        mcp["servers"] = [_architect_server(server, i, lines, label) for i, server in enumerate(mcp["servers"])]
+    return data, tuple(ignored)
+
+
+def _architect_server(server: Any, index: int, lines: Mapping[tuple[Any, ...], int], label: str | None) -> Any:
+    """architect's `token_env` on a server is bearer auth; its literal `token` is refused, not loaded."""
+    if not isinstance(server, dict):
+        return server
+    if "token" in server:
+        raise UserError("a token written into the repository's config is a leaked credential",
+                        field=f"mcp.servers[{index}].token", source=label,
+                        line=lines.get(("mcp", "servers", index, "token")),
+                        hint="store it as a secret, pass it to the step as a variable, and name that with token_env")
+    if "token_env" in server and "auth" not in server:
+        server = dict(server)
+        server["auth"] = {"type": "bearer", "token_env": server.pop("token_env")}
+    return server
 
 
 def find_config_file(repo: Path, explicit: str | None) -> Path | None:
@@ -303,12 +489,13 @@ def load_config(repo: Path, explicit: str | None = None, overrides: Mapping[str,
     if path is not None:
         label = path.name if path.parent == repo else str(path)
         data, lines = _parse_yaml(path.read_text(encoding="utf-8", errors="replace"), label)
+    data, ignored = _architect_only(data, lines, label)
     data, overridden = _apply_overrides(data, overrides or {})
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise _user_error(exc, lines, label, overridden) from None
-    return config.model_copy(update={"source": label})
+    return config.model_copy(update={"source": label, "ignored": ignored})
 
 
 def _parse_yaml(text: str, label: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     MAX_LLM_CALLS = "max_llm_calls"
     WALL_TIME = "wall_time"
     NO_CHANGE = "no_change"
+    HOOK_BLOCKED = "hook_blocked"
     # escalated: the fix did not pass or could not be shipped
     TEST_SETUP_FAILED = "test_setup_failed"
     TESTS_FAILED = "tests_failed"
@@ -66,6 +67,8 @@ REASONS: dict[Reason, tuple[Outcome, str]] = {
     Reason.MAX_LLM_CALLS: (Outcome.ESCALATED, "agent.max_llm_calls was reached"),
     Reason.WALL_TIME: (Outcome.ESCALATED, "agent.max_wall_seconds was reached"),
     Reason.NO_CHANGE: (Outcome.ESCALATED, "the model finished without changing any file"),
+    Reason.HOOK_BLOCKED: (Outcome.ESCALATED, "a pre_llm_call hook blocked the model call, or failed and so "
+                                             "blocked it (docs/hooks.md)"),
     Reason.TEST_SETUP_FAILED: (Outcome.ESCALATED, "tests.setup failed, before any model call"),
     Reason.TESTS_FAILED: (Outcome.ESCALATED, "the affected tests fail with the change (or error, or time out)"),
     Reason.NOT_COMMITTABLE: (Outcome.ESCALATED, "the vetted change cannot be committed as vetted "

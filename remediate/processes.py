@@ -18,6 +18,7 @@ class Finished:
     output: str
     timed_out: bool
     start_error: str | None = None
+    stderr: str = ""  # only when asked for apart from the output (a hook's reason); else it is in `output`
 
 
 def run_bounded(argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float) -> Finished:

@@ -135,3 +135,24 @@ class RegressionProof:
                 "before": None if self.before is None else {
                     "status": self.before.status, "passed": self.before.passed, "failed": self.before.failed,
                     "errors": self.before.errors, "failures": [f.name for f in self.before.failures]}}
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One run of a hook or a quality gate. `decision`: allow, block, error (allowed anyway, `on_hook_error:
+    allow` or not a pre-event), timeout, or for a gate passed/failed; `kind` is "hook" or "gate"."""
+    kind: str
+    event: str  # the hook's event; "finish" for a gate
+    name: str
+    exit_code: int | None
+    duration_s: float
+    decision: str
+    output_tail: str = ""
+    background: bool = False  # an async hook: its decision is recorded, never acted on
+    required: bool = True  # gates: whether a failure keeps the model from finishing
+    files_changed: tuple[str, ...] = ()  # files the hook changed that became part of the vetted change
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "event": self.event, "name": self.name, "exit_code": self.exit_code,
+                "duration_s": round(self.duration_s, 3), "decision": self.decision, "output_tail": self.output_tail,
+                "async": self.background, "required": self.required, "files_changed": list(self.files_changed)}

@@ -16,7 +16,7 @@ from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
 from remediate.inert import code, inert, inline
 from remediate.outcome import Outcome, Reason
-from remediate.records import Escalation, GuardrailEvent, McpCallRecord, PullRequest, RegressionProof, TestRun
+from remediate.records import CheckRun, Escalation, GuardrailEvent, McpCallRecord, PullRequest, RegressionProof, TestRun
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
@@ -53,6 +53,8 @@ class Report:
     regression: RegressionProof | None = None
     sandbox: dict[str, Any] | None = None  # how code of the change was isolated, and what was missing
     telemetry: dict[str, Any] | None = None  # whether the trace was exported, and the error if it was not
+    checks: list[CheckRun] = field(default_factory=list)  # every hook and quality gate run
+    ignored_config: list[tuple[str, str]] = field(default_factory=list)  # architect keys loaded, not acted on
 
     @property
     def cost_usd(self) -> float:
@@ -101,6 +103,8 @@ class Report:
                 "attempt_branch": self.escalation.attempt_branch},
             "sandbox": self.sandbox,
             "telemetry": self.telemetry,
+            "checks": [c.to_dict() for c in self.checks],
+            "ignored_config": [{"key": key, "why": why} for key, why in self.ignored_config],
             "warnings": self.warnings,
         }
 
@@ -219,6 +223,22 @@ def _refusals(report: Report) -> list[str]:
     return rows
 
 
+def _checks(report: Report) -> list[str]:
+    """The team's hooks and quality gates, one row a run (empty when none are configured)."""
+    if not report.checks:
+        return []
+    rows = ["", "### Hooks and quality gates", "| kind | event | name | decision | exit | seconds |",
+            "|---|---|---|---|---|---|"]
+    for run in report.checks[:50]:
+        name = inline(run.name) + (" (async)" if run.background else "") + ("" if run.required else " (optional)")
+        exit_code = "" if run.exit_code is None else str(run.exit_code)
+        rows.append(f"| {run.kind} | {run.event} | {_cell(name)} | {run.decision} | {exit_code} | "
+                    f"{run.duration_s:.1f} |")
+    if len(report.checks) > 50:
+        rows.append(f"\n_{len(report.checks) - 50} more in the JSON report._")
+    return rows
+
+
 def _cost(report: Report) -> str:
     budget = f" of ${report.budget_usd:.2f} budget" if report.budget_usd is not None else ""
     return f"{len(report.llm_calls)} LLM calls to {inline(str(report.model))}, ${report.cost_usd:.4f}{budget}"
@@ -230,7 +250,7 @@ def render_pr_body(report: Report) -> str:
              "",
              "### Changes", *_changes_table(report), "", "<details><summary>Diff</summary>", "",
              _code(report.changes.diff(), "diff"), "", "</details>", "",
-             "### Tests", *_tests(report), "", "### Guardrail refusals", *_refusals(report), "",
+             "### Tests", *_tests(report), "", "### Guardrail refusals", *_refusals(report), *_checks(report), "",
              "### Cost and trace", f"- {_cost(report)}", f"- Trace ID: {_trace(report)}", "",
              "_Opened by remediate. Review before merging; nothing was deployed._"]
     return "\n".join(parts)
@@ -250,7 +270,8 @@ def render_escalation(report: Report) -> str:
     if report.tests and report.tests.output_tail and not report.tests.ok:
         parts += ["", "<details><summary>Test output (tail)</summary>", "",
                   _code(report.tests.output_tail[-3000:]), "", "</details>"]
-    parts += ["", "### Guardrail refusals", *_refusals(report), "", "### Cost and trace", f"- {_cost(report)}",
+    parts += ["", "### Guardrail refusals", *_refusals(report), *_checks(report), "", "### Cost and trace",
+              f"- {_cost(report)}",
               f"- Trace ID: {_trace(report)}"]
     return "\n".join(parts)
 
@@ -265,7 +286,10 @@ def render_summary(report: Report, report_path: str) -> str:
         lines.append(f"- Escalation issue: {report.escalation.issue_url}")
     lines += [f"- {_cost(report)}", f"- Trace ID: {_trace(report)}", f"- Report: `{report_path}`", "",
               *_diagnosis(report), "", "### Changes", *_changes_table(report), "", "### Tests", *_tests(report),
-              "", "### Guardrail refusals", *_refusals(report)]
+              "", "### Guardrail refusals", *_refusals(report), *_checks(report)]
+    if report.ignored_config:
+        lines += ["", "### Configuration loaded but not acted on",
+                  *(f"- {inline(key)}: {inert(why)}" for key, why in report.ignored_config)]
     if report.warnings:
         lines += ["", "### Warnings", *(f"- {inert(w.splitlines()[0][:300])}" for w in report.warnings
                                         if not w.startswith("Traceback"))]

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 from remediate.agent.budget import BudgetMeter, Price
 from remediate.agent.llm import ChatModel, Completion, LLMError
 from remediate.agent.tools import Finished, Toolbox
+from remediate.checks.hooks import Hooks
 from remediate.config import Config
 from remediate.outcome import Outcome, Reason, Stop
 from remediate.telemetry import Telemetry
@@ -38,6 +39,13 @@ class LimitReached(Stop):
     """The LLM-call cap or the wall-time limit."""
 
 
+class HookBlocked(Stop):
+    """A pre_llm_call hook blocked the model call (or could not decide, and failed closed)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.HOOK_BLOCKED, detail)
+
+
 @dataclass
 class AgentResult:
     """How the loop ended: finished (detail is the summary) or stopped (reason and detail)."""
@@ -61,6 +69,10 @@ class Agent:
     retries: int = 2
     messages: list[dict[str, Any]] = field(default_factory=list)
     per_call: list[dict[str, Any]] = field(default_factory=list)
+    hooks: Hooks | None = None
+    warn_at_usd: float | None = None  # budget_warning hooks run once the spend reaches it
+    _warned: bool = False
+    _pending: list[str] = field(default_factory=list)
 
     @classmethod
     def for_config(cls, config: Config, model: ChatModel, toolbox: Toolbox, price: Price,
@@ -69,11 +81,15 @@ class Agent:
         root = trace.get_current_span()
         root.set_attribute("gen_ai.provider.name", "openai")
         root.set_attribute("gen_ai.request.model", config.llm.api_model)
-        return cls(model, toolbox, BudgetMeter(price, config.costs.budget_usd), telemetry, "openai",
+        costs = config.costs
+        return cls(model, toolbox, BudgetMeter(price, costs.budget_usd), telemetry, "openai",
                    config.agent.max_llm_calls, config.agent.max_wall_seconds, config.llm.max_tokens,
-                   retries=config.llm.max_retries)
+                   retries=config.llm.max_retries, hooks=toolbox.hooks,
+                   warn_at_usd=costs.warn_at_usd if costs.warn_at_usd is not None else 0.8 * costs.budget_usd)
 
     def run(self, first_prompt: str) -> AgentResult:
+        if self.hooks is not None:
+            first_prompt += self.hooks.fire("session_start", {"model": self.model.model}).notes()
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first_prompt}]
         deadline = time.monotonic() + self.max_seconds
         try:
@@ -98,6 +114,9 @@ class Agent:
                     "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}):
                 observation = self.toolbox.execute(call.name, call.arguments)
             self.messages.append({"role": "tool", "tool_call_id": call.id, "content": observation})
+        if self._pending:
+            self.messages.append({"role": "user", "content": "What the team's hooks said:" + "".join(self._pending)})
+            self._pending.clear()
 
     def query(self, deadline: float) -> Completion:
         tools = self.toolbox.schemas()
@@ -108,8 +127,11 @@ class Agent:
                 raise LimitReached(Reason.WALL_TIME, f"the wall-time limit of {self.max_seconds:.0f}s was reached")
             request_bytes = len(json.dumps({"messages": self.messages, "tools": tools}).encode())
             max_tokens, reserved = self.meter.reserve(request_bytes, self.max_tokens)
+            self._before_call(attempt)
             try:
-                return self._call(tools, request_bytes, max_tokens, reserved)
+                completion = self._call(tools, request_bytes, max_tokens, reserved)
+                self._after_call(completion)
+                return completion
             except LLMError as exc:
                 cost = self.meter.record_failure(reserved, exc.maybe_billed)
                 self.per_call.append({"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
@@ -119,6 +141,35 @@ class Agent:
                     raise
                 time.sleep(min(0.5 * 2 ** attempt, 8.0))
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _before_call(self, attempt: int) -> None:
+        if self.hooks is None:
+            return
+        result = self.hooks.fire("pre_llm_call", {"model": self.model.model, "call": len(self.per_call) + 1,
+                                                  "attempt": attempt + 1, "spent_usd": self.meter.spent_usd})
+        if result.blocked is not None:
+            raise HookBlocked(f"a pre_llm_call hook blocked the model call: {result.blocked}")
+        self._tell(result.notes())
+
+    def _after_call(self, completion: Completion) -> None:
+        if self.hooks is None:
+            return
+        spent = self.meter.spent_usd
+        notes = self.hooks.fire("post_llm_call", {"model": self.model.model, "call": len(self.per_call),
+                                                  "spent_usd": spent,
+                                                  "tool_calls": ",".join(c.name for c in completion.tool_calls)}
+                                ).notes()
+        if not self._warned and self.warn_at_usd is not None and spent >= self.warn_at_usd:
+            self._warned = True
+            notes += self.hooks.fire("budget_warning", {"spent_usd": round(spent, 6),
+                                                        "budget_usd": self.meter.budget_usd,
+                                                        "warn_at_usd": self.warn_at_usd}).notes()
+        self._tell(notes)
+
+    def _tell(self, notes: str) -> None:
+        """What lifecycle hooks said: data for the model, with the next turn."""
+        if notes:
+            self._pending.append(notes)
 
     def _call(self, tools: list[dict[str, Any]], request_bytes: int, max_tokens: int, reserved: float) -> Completion:
         model = self.model.model

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import posixpath
+import re
+import shlex
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pathspec
 
-from remediate.config import GuardrailsConfig, TestsConfig
+from remediate.config import Config
 from remediate.guard.changes import ChangeSet
+from remediate.guard.code_rules import CodeRule, findings, rules_from
 from remediate.guard.testfiles import TEST_CODE_GLOBS
 from remediate.secrets import contains_secret
 
@@ -31,6 +34,17 @@ TEST_RUNNER_CONFIG = pathspec.GitIgnoreSpec.from_lines([
     "pyproject.toml", "sitecustomize.py", "usercustomize.py", "*.pth",
 ])
 
+# What the team's checks (hooks, quality gates) read to decide: with any configured, the change being checked
+# cannot change them. At any depth, as the tools look for the nearest.
+CHECK_CONFIG = pathspec.GitIgnoreSpec.from_lines([
+    "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", ".pylintrc", "pylintrc", ".isort.cfg",
+    ".eslintrc", ".eslintrc.*", "eslint.config.*", ".eslintignore", ".prettierrc", ".prettierrc.*",
+    "prettier.config.*", ".prettierignore", "biome.json", "biome.jsonc", ".editorconfig", "package.json",
+    "tsconfig.json", ".pre-commit-config.yaml", "Makefile", "justfile",
+])
+# A command word that names a file of the repository (a hook script): the change cannot rewrite the check.
+_SCRIPT_WORD = re.compile(r"^(?:\./)?[\w.-]+(?:/[\w.-]+)*\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$|^\./\S+$")
+
 
 
 @dataclass(frozen=True)
@@ -39,10 +53,11 @@ class Verdict:
     rule: str = ""
     detail: str = ""
     target: str = ""
+    warnings: tuple[str, ...] = ()  # code rules of severity warn that the allowed change matches
 
     @classmethod
-    def allow(cls) -> Verdict:
-        return cls(True)
+    def allow(cls, warnings: tuple[str, ...] = ()) -> Verdict:
+        return cls(True, warnings=warnings)
 
     @classmethod
     def refuse(cls, rule: str, detail: str, target: str = "") -> Verdict:
@@ -68,6 +83,8 @@ class WritePolicy:
     scope_globs: tuple[str, ...] = TEST_CODE_GLOBS
     # The run's known secrets: the redactor's live set, so values learned later count too.
     secret_values: Collection[str] = frozenset()
+    code_rules: tuple[CodeRule, ...] = ()
+    checks_configured: bool = False  # hooks or quality gates: CHECK_CONFIG is not the change's to edit
     _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
     _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
 
@@ -111,6 +128,9 @@ def check_path(path: str, policy: WritePolicy) -> Verdict:
     if TEST_RUNNER_CONFIG.match_file(path):
         return Verdict.refuse("test_config", f"{path} configures the test runner that judges the change; it is "
                               "taken from the base commit and cannot be changed by the agent", path)
+    if policy.checks_configured and CHECK_CONFIG.match_file(path):
+        return Verdict.refuse("check_config", f"{path} configures the team's checks (hooks, quality gates) that "
+                              "judge the change; it cannot be changed by the agent", path)
     if policy.is_protected(path):
         return Verdict.refuse("protected_file", f"{path} matches protected_files", path)
     if not policy.in_scope(path):
@@ -121,6 +141,7 @@ def check_path(path: str, policy: WritePolicy) -> Verdict:
 
 def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
     """The verdict on the whole cumulative change, computed before anything is written."""
+    warnings: list[str] = []
     for change in changes:
         if change.after is not None and "\x00" in change.after:
             return Verdict.refuse("binary_content", f"{change.path}: binary content is not allowed", change.path)
@@ -133,6 +154,10 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
             verdict = check_path(path, policy)
             if not verdict.allowed:
                 return verdict
+        for found in findings(policy.code_rules, change.path, change.diff()):
+            if found.rule.severity == "block":
+                return Verdict.refuse("code_rule", found.describe(), change.path)
+            warnings.append(found.describe())
     files = changes.files_touched
     if len(files) > policy.max_files_modified:
         return Verdict.refuse("max_files_modified", f"the change would touch {len(files)} files "
@@ -141,13 +166,29 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
     if lines > policy.max_lines_changed:
         return Verdict.refuse("max_lines_changed", f"the change would add or remove {lines} lines; "
                               f"the limit is {policy.max_lines_changed}")
-    return Verdict.allow()
+    return Verdict.allow(tuple(dict.fromkeys(warnings)))
 
 
-def policy_for(guardrails: GuardrailsConfig, tests: TestsConfig, implicated: frozenset[str],
-               secret_values: Collection[str]) -> tuple[WritePolicy, str | None]:
+def check_scripts(config: Config) -> list[str]:
+    """The repository files the hooks' and quality gates' command lines name (`./scripts/lint.sh`,
+    `python tools/check.py`), as root-anchored patterns: protected, so the change cannot rewrite its checks."""
+    found: list[str] = []
+    for command in [h.command for h in config.hooks.all()] + [g.command for g in config.guardrails.quality_gates]:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = command.split()
+        for word in words:
+            if _SCRIPT_WORD.match(word) and ".." not in word.split("/"):
+                found.append("/" + posixpath.normpath(word))
+    return sorted(set(found))
+
+
+def policy_for(config: Config, implicated: frozenset[str], secret_values: Collection[str]
+               ) -> tuple[WritePolicy, str | None]:
     """The run's write policy from the config and the files the diagnosis implicates, and a warning when
     the suspects scope has nothing to hold on to."""
+    guardrails, tests = config.guardrails, config.tests
     scope: frozenset[str] | None = None
     warning = None
     if guardrails.edit_scope == "suspects":
@@ -158,6 +199,10 @@ def policy_for(guardrails: GuardrailsConfig, tests: TestsConfig, implicated: fro
     protected = list(guardrails.protected_files)
     if tests.coverage_map:  # it decides which tests judge the fix: never the model's to edit
         protected.append("/" + tests.coverage_map.lstrip("/"))
+    protected += guardrails.sensitive_files
+    checks = bool(config.hooks.all() or guardrails.quality_gates)
+    protected += check_scripts(config)
     policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,
-                         (*TEST_CODE_GLOBS, *guardrails.extra_scope), secret_values)
+                         (*TEST_CODE_GLOBS, *guardrails.extra_scope), secret_values,
+                         rules_from(guardrails.code_rules), checks)
     return policy, warning

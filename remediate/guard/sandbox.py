@@ -31,6 +31,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pathspec
 
 from remediate.errors import UserError
 from remediate.gitops import Git, workspace_drift
@@ -193,6 +196,7 @@ class Sandbox:
     deps: Path = field(init=False)  # tests.setup installs here (PIP_TARGET); root's and read-only otherwise
     git: Git | None = None  # the base commit every `tree` is made from
     dirty_at_start: tuple[str, ...] = ()  # tracked files the checkout had changed before the run
+    hidden: Sequence[str] = ()  # guardrails.sensitive_files: left out of every tree, so no test can print them
     subreaper: bool = field(init=False, default=False)
     _breached: bool = field(init=False, default=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -250,6 +254,9 @@ class Sandbox:
         assert self.git is not None
         tree = Path(tempfile.mkdtemp(prefix="tree-", dir=self.root))
         self.git.materialize(tree)
+        if self.hidden:
+            spec = pathspec.GitIgnoreSpec.from_lines(self.hidden)
+            overlay = {**{path: None for path in self.git.tracked_files() if spec.match_file(path)}, **overlay}
         return self._finish(tree, overlay)
 
     def copy(self, source: Path, overlay: Mapping[str, str | None] = {}) -> Path:
@@ -307,8 +314,10 @@ class Sandbox:
 
     # Running ------------------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], cwd: Path, timeout_s: float,
-            extra_env: Mapping[str, str] | None = None) -> Finished:
-        """Run `argv` in `cwd` (a tree from `copy`), bounded; nothing it started outlives the call."""
+            extra_env: Mapping[str, str] | None = None, stdin: bytes | None = None,
+            stderr_apart: bool = False) -> Finished:
+        """Run `argv` in `cwd` (a tree from `copy`), bounded; nothing it started outlives the call. `stdin` is
+        given from a private file (no pipe to block on); `stderr_apart` keeps stderr out of `output`."""
         with self._lock:  # one sandboxed command at a time: the sweep ends everything of the user
             scratch = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
             home, tmp = scratch / "home", scratch / "tmp"
@@ -320,7 +329,7 @@ class Sandbox:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.deps), env.get("PYTHONPATH", "")) if p)
             try:
                 with self._closed():
-                    return self._run(list(argv), cwd, env, timeout_s)
+                    return self._run(list(argv), cwd, env, timeout_s, stdin, stderr_apart)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
 
@@ -335,25 +344,37 @@ class Sandbox:
                     "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--", *argv], {}
         return [*limit, *argv], {"user": self.identity.uid, "group": self.identity.gid, "extra_groups": []}
 
-    def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> Finished:
+    def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float, stdin: bytes | None = None,
+             stderr_apart: bool = False) -> Finished:
         if self.identity.switched:
             self._reap()
         before = _children() if self.subreaper else set()
         command, switch = self._command(argv)
-        try:
-            proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                    **switch)  # type: ignore[call-overload]
-        except OSError as exc:
-            return Finished(None, "", False, f"could not start {argv[0]!r}: {exc}")
-        chunks: list[bytes] = []
-        reader = threading.Thread(target=_drain, args=(proc.stdout, chunks), daemon=True)
-        reader.start()
+        with contextlib.ExitStack() as stack:
+            given: Any = subprocess.DEVNULL
+            if stdin is not None:
+                given = stack.enter_context(tempfile.TemporaryFile(dir=self.root))
+                given.write(stdin)
+                given.seek(0)
+            try:
+                proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=given, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
+                                        start_new_session=True, close_fds=True,
+                                        **switch)  # type: ignore[call-overload]
+            except OSError as exc:
+                return Finished(None, "", False, f"could not start {argv[0]!r}: {exc}")
+        streams = [proc.stdout, *([proc.stderr] if stderr_apart else [])]
+        chunks: list[list[bytes]] = [[] for _ in streams]
+        readers = [threading.Thread(target=_drain, args=(stream, kept), daemon=True)
+                   for stream, kept in zip(streams, chunks, strict=True)]
+        for reader in readers:
+            reader.start()
         timed_out = not _exited(proc.pid, timeout_s)
         self._end(proc, before)
-        reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
-        output = b"".join(chunks).decode("utf-8", errors="replace")
-        return Finished(proc.returncode, output, timed_out)
+        for reader in readers:
+            reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
+        output, *rest = (b"".join(kept).decode("utf-8", errors="replace") for kept in chunks)
+        return Finished(proc.returncode, output, timed_out, stderr=rest[0] if rest else "")
 
     def _end(self, proc: subprocess.Popen[bytes], before: set[int]) -> None:
         # The leader is not reaped yet (a zombie keeps its pid and group id): the group killed is its own.
@@ -572,7 +593,7 @@ def closed_folders(environ: Mapping[str, str], workspace: Path) -> list[Path]:
 def for_setup(setup: Setup) -> Iterator[tuple[Sandbox, list[str]]]:
     """The run's sandbox, and what the run should warn about: it is closed when the run is done."""
     box = Sandbox(scrubbed_env(setup.environ, setup.config.tests.env), closed_folders(setup.environ, setup.repo),
-                  git=setup.git)
+                  git=setup.git, hidden=tuple(setup.config.guardrails.sensitive_files))
     try:
         box.probe(setup.config.tests.command[0] if setup.config.tests.command else "python")
         warnings = []

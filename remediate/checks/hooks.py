@@ -1,0 +1,202 @@
+"""architect's lifecycle hooks (docs/hooks.md), stricter where safety needs it: they run in the sandbox with a
+scrubbed environment, a pre-event hook that fails blocks, what a post_tool_use hook changes is judged like any
+write, and their output is redacted and handed to the model as data."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+from opentelemetry import context as otel_context
+
+from remediate.checks.shell import ShellRun, passed_through, run_shell
+from remediate.config import PRE_EVENTS, HookConfig, HooksConfig
+from remediate.guard.guardrails import Verdict
+from remediate.guard.sandbox import Sandbox
+from remediate.guard.workspace import Workspace
+from remediate.records import CheckRun
+from remediate.secrets import Redactor
+from remediate.telemetry import Telemetry
+
+BLOCK_EXIT = 2
+ASYNC_GRACE_S = 5.0  # beyond an async hook's own timeout, for the sandbox to end it and clean up
+
+
+@dataclass
+class HookResult:
+    """What the hooks of one event say. `blocked`: the reason, when a pre-event hook stopped the action."""
+    blocked: str | None = None
+    context: list[str] = field(default_factory=list)  # additionalContext (or plain stdout): data for the model
+    updated_input: dict[str, Any] | None = None
+    refusals: list[Verdict] = field(default_factory=list)  # file changes of a hook that were not taken
+    warnings: list[str] = field(default_factory=list)  # code-rule warnings on file changes that were taken
+
+    def notes(self) -> str:
+        """The hooks' context as the model sees it: fenced as data from outside."""
+        if not self.context:
+            return ""
+        body = "\n".join(self.context)
+        return f"\n<untrusted source=\"hooks\">\n{body}\n</untrusted>"
+
+
+@dataclass
+class Hooks:
+    config: HooksConfig
+    sandbox: Sandbox
+    workspace: Workspace
+    redact: Redactor
+    telemetry: Telemetry
+    environ: Mapping[str, str]  # the action's: only what a hook's `env:` names is taken from it
+    incident_id: str = ""
+    records: list[CheckRun] = field(default_factory=list)
+    _background: list[tuple[threading.Thread, float]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def any(self, event: str) -> bool:
+        return bool(self.config.for_event(event))
+
+    def fire(self, event: str, context: Mapping[str, Any], payload: Mapping[str, Any] | None = None) -> HookResult:
+        """Run the event's hooks that match, in order; the first block ends the event. `context` becomes the
+        ARCHITECT_*/REMEDIATE_* variables, `payload` the JSON on stdin (both redacted first)."""
+        result = HookResult()
+        for hook in self.config.for_event(event):
+            if not _matches(hook, context):
+                continue
+            if hook.async_:
+                self._start_background(event, hook, context, payload)
+                continue
+            self._run(event, hook, context, payload, result)
+            if result.blocked is not None:
+                break
+        return result
+
+    def wait(self) -> None:
+        """Await every async hook still running, each up to its own timeout: a notifier killed with the process
+        never notifies."""
+        for thread, timeout in self._background:
+            thread.join(timeout + ASYNC_GRACE_S)
+        self._background.clear()
+
+    # One hook -------------------------------------------------------------------------------------------
+    def _start_background(self, event: str, hook: HookConfig, context: Mapping[str, Any],
+                          payload: Mapping[str, Any] | None) -> None:
+        parent = otel_context.get_current()  # its span belongs to the run's trace, from whichever thread
+        overlay = self.workspace.overlay()
+
+        def go() -> None:
+            token = otel_context.attach(parent)
+            try:
+                self._execute(event, hook, context, payload, overlay, background=True)
+            finally:
+                otel_context.detach(token)
+
+        thread = threading.Thread(target=go, name=f"hook {hook.label}", daemon=True)
+        thread.start()
+        self._background.append((thread, float(hook.timeout)))
+
+    def _run(self, event: str, hook: HookConfig, context: Mapping[str, Any], payload: Mapping[str, Any] | None,
+             result: HookResult) -> None:
+        run, decision = self._execute(event, hook, context, payload, self.workspace.overlay())
+        done = run.finished
+        pre = event in PRE_EVENTS
+        if decision == "block":
+            reason = self.redact(done.stderr.strip())[-1000:] or f"hook {hook.label} blocked it (exit 2)"
+            if pre:
+                result.blocked = reason
+                return
+            result.context.append(f"[{hook.label}] {reason}")
+        elif decision in ("error", "timeout"):
+            if pre and hook.on_hook_error == "block":
+                why = "timed out" if decision == "timeout" else f"failed (exit {done.exit_code})"
+                result.blocked = (f"hook {hook.label} {why}; a pre-event hook that cannot decide blocks "
+                                  "(on_hook_error: allow lets the action through)")
+                return
+        else:
+            self._allowed_output(hook, self.redact(done.output), pre, result)
+        self._take_changes(event, hook, run, result)
+
+    def _execute(self, event: str, hook: HookConfig, context: Mapping[str, Any], payload: Mapping[str, Any] | None,
+                 overlay: Mapping[str, str | None], background: bool = False) -> tuple[ShellRun, str]:
+        env = {**passed_through(hook.env, self.environ), **self._variables(event, context)}
+        stdin = self.redact(json.dumps({"event": event, **context, **(payload or {})}, default=str)).encode()
+        with self.telemetry.span(f"execute_hook {hook.label}", {
+                "remediate.hook.event": event, "remediate.hook.name": hook.label,
+                "remediate.hook.async": background}) as span:
+            run = run_shell(self.sandbox, overlay, hook.command, hook.timeout, env, stdin)
+            done = run.finished
+            decision = ("timeout" if done.timed_out else "error" if done.start_error else
+                        "allow" if done.exit_code == 0 else "block" if done.exit_code == BLOCK_EXIT else "error")
+            span.set_attribute("remediate.hook.decision", decision)
+            if done.exit_code is not None:
+                span.set_attribute("remediate.hook.exit_code", done.exit_code)
+        with self._lock:
+            self.records.append(CheckRun("hook", event, hook.label, done.exit_code, run.duration_s, decision,
+                                         self.redact(run.tail()), background=background))
+        return run, decision
+
+    def _variables(self, event: str, context: Mapping[str, Any]) -> dict[str, str]:
+        values = {"EVENT": event, "INCIDENT_ID": self.incident_id,
+                  **{key.upper(): "" if value is None else str(value) for key, value in context.items()}}
+        return {f"{prefix}_{key}": self.redact(value)[:4000] for key, value in values.items()
+                for prefix in ("ARCHITECT", "REMEDIATE")}
+
+    def _allowed_output(self, hook: HookConfig, stdout: str, pre: bool, result: HookResult) -> None:
+        text = stdout.strip()
+        if not text:
+            return
+        try:
+            said = json.loads(text)
+        except json.JSONDecodeError:
+            said = None
+        if not isinstance(said, dict):
+            result.context.append(f"[{hook.label}] {text[-2000:]}")
+            return
+        extra = said.get("additionalContext")
+        if isinstance(extra, str) and extra.strip():
+            result.context.append(f"[{hook.label}] {extra.strip()[-2000:]}")
+        if pre and isinstance(said.get("updatedInput"), dict):
+            result.updated_input = said["updatedInput"]
+
+    def _take_changes(self, event: str, hook: HookConfig, run: ShellRun, result: HookResult) -> None:
+        """A post_tool_use hook (a formatter) may change files: judged like any write, taken whole or not at all.
+        Files any other hook changes are dropped, and that is said."""
+        if not run.changed and not run.unreadable:
+            return
+        if event != "post_tool_use":
+            result.refusals.append(Verdict.refuse("hook_changed_files", f"hook {hook.label} ({event}) changed "
+                                                  f"{', '.join(sorted(run.changed)[:5])}; only post_tool_use hooks "
+                                                  "may change files, so nothing was taken", hook.label))
+            return
+        if run.unreadable:
+            result.refusals.append(Verdict.refuse("binary_content", f"hook {hook.label} made "
+                                                  f"{', '.join(run.unreadable[:5])}: not text files (or links); "
+                                                  "none of its changes were taken", run.unreadable[0]))
+            return
+        verdict = self.workspace.adopt(run.changed)
+        if not verdict.allowed:
+            result.refusals.append(Verdict.refuse(verdict.rule, f"hook {hook.label} changed files: {verdict.detail}; "
+                                                  "none of its changes were taken", verdict.target or hook.label))
+            return
+        result.warnings += verdict.warnings
+        with self._lock:
+            last = self.records[-1]
+            self.records[-1] = CheckRun(last.kind, last.event, last.name, last.exit_code, last.duration_s,
+                                        last.decision, last.output_tail, last.background,
+                                        files_changed=tuple(sorted(run.changed)))
+
+
+def _matches(hook: HookConfig, context: Mapping[str, Any]) -> bool:
+    """architect's filters: `matcher` on the tool name (from its start), `file_patterns` on the edited path; each
+    only where the event has one."""
+    tool = context.get("tool_name")
+    if hook.matcher != "*" and tool is not None and not re2.match(hook.matcher, str(tool)):
+        return False
+    path = context.get("file_path")
+    if hook.file_patterns and path is not None:
+        return any(fnmatch.fnmatch(str(path), pattern) for pattern in hook.file_patterns)
+    return True
