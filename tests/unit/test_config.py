@@ -119,3 +119,43 @@ def test_mcp_server_mistakes_are_named_with_their_line(tmp_path, server, message
         load_config(tmp_path)
     assert caught.value.one_line().startswith(".remediate.yaml:4: mcp.servers[0]")
     assert message in caught.value.one_line()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("hooks:\n  pre_tool_use:\n    - {command: x, matcher: '(a'}\n",
+     ".remediate.yaml:3: hooks.pre_tool_use[0].matcher: not a pattern RE2 accepts"),
+    ("hooks:\n  pre_tool_use:\n    - {command: x, timeot: 3}\n",
+     ".remediate.yaml:3: hooks.pre_tool_use[0].timeot: unknown key"),
+    ("hooks:\n  on_push:\n    - {command: x}\n", ".remediate.yaml:2: hooks.on_push: unknown key"),
+    ("guardrails:\n  code_rules:\n    - {pattern: '(?<=x)y', message: m}\n",
+     ".remediate.yaml:3: guardrails.code_rules[0].pattern: not a pattern RE2 accepts"),
+    ("guardrails:\n  quality_gates:\n    - {command: ruff check .}\n",
+     ".remediate.yaml:3: guardrails.quality_gates[0].name: is required"),
+    ("mcp:\n  servers:\n    - {name: dd, url: 'http://x/mcp', token: abc123abc123}\n",
+     ".remediate.yaml:3: mcp.servers[0].token: a token written into the repository's config is a leaked credential"),
+])
+def test_hook_gate_and_rule_mistakes_are_one_line_errors_with_their_line(tmp_path, text, expected):
+    with pytest.raises(UserError) as err:
+        load_config(_repo(tmp_path, **{".remediate.yaml": text}))
+    assert err.value.one_line().startswith(expected), err.value.one_line()
+
+
+def test_architect_keys_load_renamed_or_named_as_ignored_with_their_line(tmp_path):
+    config = load_config(_repo(tmp_path, **{".architect.yaml": (
+        "llm: {model: openai/gpt-4.1, provider: litellm, api_base: 'http://llm:4000/v1', timeout: 30, retries: 4}\n"
+        "agents: {build: {max_steps: 3}}\n"
+        "mcp:\n  servers:\n    - {name: dd, url: 'http://dd/mcp', token_env: DD_TOKEN}\n"
+        "guardrails: {enabled: false, sensitive_files: [secrets/*], max_commands_executed: 2}\n"
+        "costs: {budget_usd: 2.0, warn_at_usd: 1.5, enabled: true, prices_file: p.json}\n"
+        "hooks:\n  context_compress: [{command: echo}]\n"
+        "  post_edit: [{command: 'ruff format $ARCHITECT_FILE_PATH', file_patterns: ['*.py']}]\n")}))
+    assert (config.llm.base_url, config.llm.timeout_seconds, config.llm.max_retries) == ("http://llm:4000/v1", 30.0, 4)
+    assert config.mcp.servers[0].auth is not None and config.mcp.servers[0].auth.token_env == "DD_TOKEN"
+    assert config.costs.warn_at_usd == 1.5 and config.guardrails.max_commands_executed == 2
+    ignored = dict(config.ignored)
+    assert set(ignored) == {"agents (.architect.yaml line 2)", "llm.provider (.architect.yaml line 1)",
+                            "costs.prices_file (.architect.yaml line 7)", "guardrails.enabled (.architect.yaml line 6)",
+                            "hooks.context_compress (.architect.yaml line 9)"}
+    assert "always on" in ignored["guardrails.enabled (.architect.yaml line 6)"]
+    [post_edit] = config.hooks.for_event("post_tool_use")  # architect's alias: post_tool_use on the edit tools
+    assert post_edit.matcher == "edit_file|write_file|apply_patch" and post_edit.file_patterns == ["*.py"]

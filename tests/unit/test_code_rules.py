@@ -1,0 +1,75 @@
+"""Code rules and the write policy around the team's checks: pure verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediate.config import Config, HookConfig, HooksConfig, QualityGateConfig
+from remediate.guard.changes import ChangeSet
+from remediate.guard.code_rules import CodeRule, added_lines
+from remediate.guard.guardrails import WritePolicy, check_change_set, check_scripts, policy_for
+
+PRINT = CodeRule(r"\bprint\(", "use the logger", "block", ("app/**",))
+TODO = CodeRule("TODO", "no TODOs in a hotfix", "warn")
+
+
+def _change(path: str, before: str | None, after: str | None) -> ChangeSet:
+    return ChangeSet().with_content(path, before, after)
+
+
+def test_added_lines_are_numbered_as_in_the_new_file_even_when_they_look_like_headers():
+    change = _change("a.py", "x = 1\ny = 2\nz = 3\n", "x = 1\n++i\n--j\ny = 3\nz = 3\n")
+    assert list(added_lines(change.diff())) == [(2, "++i"), (3, "--j"), (4, "y = 3")]
+
+
+@pytest.mark.parametrize(("path", "after", "allowed"), [
+    ("app/svc.py", "def f():\n    print('x')\n", False),
+    ("app/svc.py", "def f():\n    fingerprint(x)\n", True),  # \b: not the word print
+    ("app/svc.py", "def f():\n    reprint()\n", True),
+    ("tests/test_svc.py", "def test_f():\n    print('x')\n", True),  # outside the rule's file_patterns
+])
+def test_a_blocking_rule_refuses_added_lines_it_matches_in_its_paths(path, after, allowed):
+    verdict = check_change_set(_change(path, "def f():\n    pass\n", after),
+                               WritePolicy(scope_files=None, code_rules=(PRINT,)))
+    assert verdict.allowed is allowed
+    if not allowed:
+        assert verdict.rule == "code_rule" and verdict.detail.startswith(f"{path}:2: use the logger")
+
+
+def test_a_line_that_was_there_before_is_not_the_change_s():
+    before = "def f():\n    print('old')\n    return 1\n"
+    verdict = check_change_set(_change("app/svc.py", before, before.replace("return 1", "return 2")),
+                               WritePolicy(scope_files=None, code_rules=(PRINT,)))
+    assert verdict.allowed
+
+
+def test_a_warning_rule_allows_and_says_so_once_per_line():
+    after = "x = 1  # TODO: tidy\ny = 2  # TODO\n"
+    verdict = check_change_set(_change("app/svc.py", "", after), WritePolicy(scope_files=None, code_rules=(TODO,)))
+    assert verdict.allowed and verdict.warnings == ("app/svc.py:1: no TODOs in a hotfix (code rule 'TODO')",
+                                                    "app/svc.py:2: no TODOs in a hotfix (code rule 'TODO')")
+
+
+def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
+    renamed = ChangeSet().with_rename("app/a.py", "app/b.py", "x = 1\n", "x = 1\nprint(x)\n")
+    assert not check_change_set(renamed, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
+    deleted = _change("app/a.py", "print(x)\n", None)
+    assert check_change_set(deleted, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
+
+
+def test_scripts_a_check_names_are_protected_and_odd_words_are_not_taken_for_paths():
+    config = Config(hooks=HooksConfig(post_tool_use=[HookConfig(command="./scripts/fmt.sh $ARCHITECT_FILE_PATH"),
+                                                     HookConfig(command="python tools/lint.py --strict")]),
+                    guardrails={"quality_gates": [QualityGateConfig(name="g", command="bash ci/gate.sh && make lint"),
+                                                  QualityGateConfig(name="h", command="sh ../outside.sh")]})
+    assert check_scripts(config) == ["/ci/gate.sh", "/scripts/fmt.sh", "/tools/lint.py"]
+    policy, _ = policy_for(config, frozenset({"app/svc.py"}), frozenset())
+    for path, rule in (("tools/lint.py", "protected_file"), ("ruff.toml", "check_config"),
+                       ("web/package.json", "check_config"), ("Makefile", "check_config")):
+        verdict = check_change_set(_change(path, "a\n", "b\n"), policy)
+        assert (verdict.allowed, verdict.rule) == (False, rule), path
+
+
+def test_without_hooks_or_gates_the_tools_configs_are_ordinary_files():
+    policy, _ = policy_for(Config(guardrails={"edit_scope": "repo"}), frozenset(), frozenset())
+    assert check_change_set(_change("package.json", "{}\n", '{"a": 1}\n'), policy).allowed
