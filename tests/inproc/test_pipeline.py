@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from peers import scenarios
-from peers.inprocess import LLM_KEY, TOKEN, Case
+from peers.inprocess import CONFIG, LLM_KEY, TOKEN, Case
 from remediate.agent.llm import LLMError
+
+
+def _with_hooks(hooks: str) -> str:
+    return CONFIG + "hooks:\n" + hooks + "\n"
 
 
 @pytest.fixture
@@ -180,3 +184,27 @@ def test_a_refused_call_is_recorded_with_what_was_asked_even_for_a_tool_not_offe
     assert (event["tool"], event["rule"]) == ("run_command", "unknown_tool")
     assert "kubectl apply -f k8s/" in event["arguments"]
     assert "kubectl apply -f k8s/" in case.github.pulls[0]["body"]
+
+
+def test_a_pre_llm_call_hook_that_blocks_ends_the_run_before_any_model_call(tmp_path):
+    config = _with_hooks("""  pre_llm_call:
+    - {name: change-freeze, command: "echo 'change freeze until 06:00 UTC' >&2; exit 2"}
+  session_end:
+    - {name: after, command: "exit 0"}""")
+    report, outputs, model, _ = Case(tmp_path, config=config).run(scenarios.good_fix())
+    assert (report["outcome"], report["reason"]) == ("escalated", "hook_blocked") and model.requests == []
+    assert "change freeze until 06:00 UTC" in report["detail"] and outputs["reason"] == "hook_blocked"
+    assert [(c["event"], c["name"], c["decision"]) for c in report["checks"]] == [
+        ("pre_llm_call", "change-freeze", "block"), ("session_end", "after", "allow")]
+
+
+def test_budget_warning_hooks_run_once_when_the_spend_reaches_warn_at_usd(tmp_path):
+    config = _with_hooks("""  budget_warning:
+    - {name: warn, command: "echo \\"spent $ARCHITECT_SPENT_USD of $ARCHITECT_BUDGET_USD\\""}""").replace(
+        "costs: {budget_usd: 1.00}", "costs: {budget_usd: 1.00, warn_at_usd: 0.000001}")
+    report, _, model, _ = Case(tmp_path, config=config).run(scenarios.good_fix())
+    assert report["outcome"] == "fixed"
+    [warned] = [c for c in report["checks"] if c["event"] == "budget_warning"]
+    assert warned["output_tail"].startswith("spent 0.") and "of 1.0" in warned["output_tail"]
+    told = [m["content"] for m in model.requests[1] if m["role"] == "user" and "hooks said" in m["content"]]
+    assert len(told) == 1 and "[warn] spent" in told[0]  # with the next turn, as data
