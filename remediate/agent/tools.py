@@ -36,7 +36,7 @@ MAX_OBSERVATION_CHARS = 12_000
 MAX_ASKED_CHARS = 300
 # Tool caches a command leaves behind: never committed (only vetted paths are), so not changes to judge.
 CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/",
-                                            ".tox/", ".nox/", "node_modules/", ".coverage", "*.egg-info/"])
+                                            ".tox/", ".nox/", "node_modules", ".coverage", "*.egg-info/"])
 SECRET_FILES = pathspec.GitIgnoreSpec.from_lines(
     [".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", ".netrc", ".npmrc", ".pypirc", "/.git/**"])
 

@@ -13,7 +13,7 @@ from remediate.processes import Finished
 
 # Caches a check leaves behind are not changes (only vetted paths are committed).
 CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/",
-                                            ".tox/", ".nox/", "node_modules/", ".coverage", "*.egg-info/",
+                                            ".tox/", ".nox/", "node_modules", ".coverage", "*.egg-info/",
                                             ".eslintcache", ".cache/"])
 TAIL_CHARS = 1500
 
