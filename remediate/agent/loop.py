@@ -92,6 +92,9 @@ class Agent:
             first_prompt += self.hooks.fire("session_start", {"model": self.model.model}).notes()
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first_prompt}]
         deadline = time.monotonic() + self.max_seconds
+        for checks in (self.hooks, self.toolbox.gates):
+            if checks is not None:
+                checks.deadline = deadline  # a hook or gate is cut to what the wall-time limit leaves
         try:
             while True:
                 self.step(deadline)
@@ -109,6 +112,8 @@ class Agent:
             self.messages.append({"role": "user", "content": NUDGE})
             return
         for call in completion.tool_calls:
+            if time.monotonic() > deadline:  # one answer may hold many calls, each with its hooks or gates
+                raise LimitReached(Reason.WALL_TIME, f"the wall-time limit of {self.max_seconds:.0f}s was reached")
             with self.telemetry.span(f"execute_tool {call.name}", {
                     "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
                     "gen_ai.tool.call.id": call.id, "gen_ai.tool.type": "function"}):

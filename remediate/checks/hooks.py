@@ -14,7 +14,7 @@ from typing import Any
 import re2
 from opentelemetry import context as otel_context
 
-from remediate.checks.shell import ShellRun, passed_through, run_shell
+from remediate.checks.shell import ShellRun, bounded, passed_through, run_shell
 from remediate.config import PRE_EVENTS, HookConfig, HooksConfig
 from remediate.guard.guardrails import Verdict
 from remediate.guard.sandbox import Sandbox
@@ -24,6 +24,14 @@ from remediate.secrets import Redactor
 from remediate.telemetry import Telemetry
 
 BLOCK_EXIT = 2
+WITHHELD = "[output withheld: this check is given variables (env:), and what it prints may carry them]"
+_CONTROL = dict.fromkeys(range(32), " ") | {9: "\t"}  # no NUL (or other control) into a variable
+
+
+def fenced(source: str, body: str) -> str:
+    """Text from a check, for the model: data from outside, in a fence nothing inside can close."""
+    body = body.replace("</untrusted>", "<\\/untrusted>")
+    return f"\n<untrusted source=\"{source}\">\n{body}\n</untrusted>"
 ASYNC_GRACE_S = 5.0  # beyond an async hook's own timeout, for the sandbox to end it and clean up
 
 
@@ -40,8 +48,7 @@ class HookResult:
         """The hooks' context as the model sees it: fenced as data from outside."""
         if not self.context:
             return ""
-        body = "\n".join(self.context)
-        return f"\n<untrusted source=\"hooks\">\n{body}\n</untrusted>"
+        return fenced("hooks", "\n".join(self.context))
 
 
 @dataclass
@@ -53,6 +60,7 @@ class Hooks:
     telemetry: Telemetry
     environ: Mapping[str, str]  # the action's: only what a hook's `env:` names is taken from it
     incident_id: str = ""
+    deadline: float | None = None  # monotonic: the agent's wall-time limit bounds every hook it fires
     records: list[CheckRun] = field(default_factory=list)
     _background: list[tuple[threading.Thread, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,6 +81,8 @@ class Hooks:
             self._run(event, hook, context, payload, result)
             if result.blocked is not None:
                 break
+            if result.updated_input is not None and payload is not None:
+                payload = {**payload, "tool_input": result.updated_input}  # the next hook judges what will run
         return result
 
     def wait(self) -> None:
@@ -105,7 +115,8 @@ class Hooks:
         done = run.finished
         pre = event in PRE_EVENTS
         if decision == "block":
-            reason = self.redact(done.stderr.strip())[-1000:] or f"hook {hook.label} blocked it (exit 2)"
+            reason = (WITHHELD if hook.env else self.redact(done.stderr.strip())[-1000:]) \
+                or f"hook {hook.label} blocked it (exit 2)"
             if pre:
                 result.blocked = reason
                 return
@@ -115,7 +126,10 @@ class Hooks:
                 why = "timed out" if decision == "timeout" else f"failed (exit {done.exit_code})"
                 result.blocked = (f"hook {hook.label} {why}; a pre-event hook that cannot decide blocks "
                                   "(on_hook_error: allow lets the action through)")
-                return
+            return  # a hook that did not finish well changed nothing that counts (a killed formatter's half file)
+        elif hook.env:
+            if done.output.strip():
+                result.context.append(f"[{hook.label}] {WITHHELD}")
         else:
             self._allowed_output(hook, self.redact(done.output), pre, result)
         self._take_changes(event, hook, run, result)
@@ -127,7 +141,7 @@ class Hooks:
         with self.telemetry.span(f"execute_hook {hook.label}", {
                 "remediate.hook.event": event, "remediate.hook.name": hook.label,
                 "remediate.hook.async": background}) as span:
-            run = run_shell(self.sandbox, overlay, hook.command, hook.timeout, env, stdin)
+            run = run_shell(self.sandbox, overlay, hook.command, bounded(hook.timeout, self.deadline), env, stdin)
             done = run.finished
             decision = ("timeout" if done.timed_out else "error" if done.start_error else
                         "allow" if done.exit_code == 0 else "block" if done.exit_code == BLOCK_EXIT else "error")
@@ -135,14 +149,15 @@ class Hooks:
             if done.exit_code is not None:
                 span.set_attribute("remediate.hook.exit_code", done.exit_code)
         with self._lock:
+            tail = WITHHELD if hook.env and run.tail().strip() else self.redact(run.tail())
             self.records.append(CheckRun("hook", event, hook.label, done.exit_code, run.duration_s, decision,
-                                         self.redact(run.tail()), background=background))
+                                         tail, background=background))
         return run, decision
 
     def _variables(self, event: str, context: Mapping[str, Any]) -> dict[str, str]:
         values = {"EVENT": event, "INCIDENT_ID": self.incident_id,
                   **{key.upper(): "" if value is None else str(value) for key, value in context.items()}}
-        return {f"{prefix}_{key}": self.redact(value)[:4000] for key, value in values.items()
+        return {f"{prefix}_{key}": self.redact(value)[:4000].translate(_CONTROL) for key, value in values.items()
                 for prefix in ("ARCHITECT", "REMEDIATE")}
 
     def _allowed_output(self, hook: HookConfig, stdout: str, pre: bool, result: HookResult) -> None:

@@ -51,3 +51,11 @@ def run_shell(sandbox: Sandbox, overlay: Mapping[str, str | None], command: str,
 def passed_through(names: list[str], environ: Mapping[str, str]) -> dict[str, str]:
     """The variables a hook or gate names in `env:`, from the action's environment: nothing else of ours."""
     return {name: environ[name] for name in names if name in environ}
+
+
+def bounded(timeout_s: float, deadline: float | None) -> float:
+    """A check's own timeout, cut to what the run's wall-time limit leaves (at least a second)."""
+    if deadline is None:
+        return timeout_s
+    return max(1.0, min(timeout_s, deadline - time.monotonic()))
+

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pathspec
 import re2
-
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-MAX_LINE_CHARS = 2000  # a rule looks at this much of a line: a minified megabyte line is no regex workload
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class CodeRule:
         return self._paths is None or self._paths.match_file(path)
 
     def matches(self, line: str) -> bool:
-        return bool(self._regex.search(line[:MAX_LINE_CHARS]))
+        return bool(self._regex.search(line))  # RE2: linear in the line, however long
 
 
 @dataclass(frozen=True)
@@ -50,35 +47,29 @@ def rules_from(configs: Iterable[Any]) -> tuple[CodeRule, ...]:
     return tuple(CodeRule(c.pattern, c.message, c.severity, tuple(c.file_patterns)) for c in configs)
 
 
-def added_lines(diff: str) -> Iterator[tuple[int, str]]:
-    """The lines a unified diff adds, with their numbers in the new file. Hunk bodies are consumed by their
-    counts, so an added line that itself starts with `++` is not taken for a file header."""
-    old_left = new_left = 0
-    number = 0
-    for line in diff.splitlines():
-        if old_left <= 0 and new_left <= 0:
-            hunk = _HUNK.match(line)
-            if hunk:
-                number = int(hunk.group(3))
-                old_left, new_left = int(hunk.group(2) or 1), int(hunk.group(4) or 1)
+def added_lines(before: str | None, after: str | None) -> Iterator[tuple[int, str]]:
+    """The lines of `after` that `before` does not have (as many times as they are new), numbered as in `after`.
+    Lines are split on "\\n" only: a form feed, a vertical tab or U+2028 inside a line keeps the whole line in
+    view, where a diff's line splitting would hide what follows it."""
+    if after is None:
+        return
+    old = Counter((before or "").split("\n"))
+    for number, line in enumerate(after.split("\n"), 1):
+        if old[line] > 0:
+            old[line] -= 1
             continue
-        if line.startswith("\\"):
-            continue
-        if line.startswith("+"):
-            yield number, line[1:]
-            number += 1
-            new_left -= 1
-        elif line.startswith("-"):
-            old_left -= 1
-        else:
-            number += 1
-            old_left -= 1
-            new_left -= 1
+        if line.strip():
+            yield number, line
 
 
-def findings(rules: Iterable[CodeRule], path: str, diff: str) -> list[Finding]:
-    applicable = [rule for rule in rules if rule.applies_to(path)]
-    if not applicable:
-        return []
-    return [Finding(rule, path, number, text) for number, text in added_lines(diff)
-            for rule in applicable if rule.matches(text)]
+def findings(rules: Iterable[CodeRule], path: str, before: str | None, after: str | None,
+             before_path: str | None = None) -> list[Finding]:
+    """What the rules that cover `path` find in the lines the change adds to it. A file renamed from a path a rule
+    does not cover is new to that rule: all of its lines count."""
+    found = []
+    for rule in rules:
+        if not rule.applies_to(path):
+            continue
+        old = before if before_path is None or rule.applies_to(before_path) else None
+        found += [Finding(rule, path, number, text) for number, text in added_lines(old, after) if rule.matches(text)]
+    return sorted(found, key=lambda f: (f.line, f.rule.pattern))

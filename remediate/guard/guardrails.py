@@ -12,7 +12,7 @@ import pathspec
 
 from remediate.config import Config
 from remediate.guard.changes import ChangeSet
-from remediate.guard.code_rules import CodeRule, findings, rules_from
+from remediate.guard.code_rules import CodeRule, added_lines, findings, rules_from
 from remediate.guard.testfiles import TEST_CODE_GLOBS
 from remediate.secrets import contains_secret
 
@@ -145,8 +145,8 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
     for change in changes:
         if change.after is not None and "\x00" in change.after:
             return Verdict.refuse("binary_content", f"{change.path}: binary content is not allowed", change.path)
-        added = "\n".join(line[1:] for line in change.diff().splitlines()
-                          if line.startswith("+") and not line.startswith("+++"))
+        # Split on "\n" only (a diff's splitlines would drop what follows a form feed from the added lines).
+        added = "\n".join(text for _, text in added_lines(change.before, change.after))
         if contains_secret(added, policy.secret_values):
             return Verdict.refuse("secret_in_change", f"{change.path}: the added lines contain a credential; "
                                   "secrets never go into a commit", change.path)
@@ -154,7 +154,7 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
             verdict = check_path(path, policy)
             if not verdict.allowed:
                 return verdict
-        for found in findings(policy.code_rules, change.path, change.diff()):
+        for found in findings(policy.code_rules, change.path, change.before, change.after, change.renamed_from):
             if found.rule.severity == "block":
                 return Verdict.refuse("code_rule", found.describe(), change.path)
             warnings.append(found.describe())

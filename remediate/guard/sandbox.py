@@ -361,7 +361,7 @@ class Sandbox:
                                         stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
                                         start_new_session=True, close_fds=True,
                                         **switch)  # type: ignore[call-overload]
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument or a variable
                 return Finished(None, "", False, f"could not start {argv[0]!r}: {exc}")
         streams = [proc.stdout, *([proc.stderr] if stderr_apart else [])]
         chunks: list[list[bytes]] = [[] for _ in streams]

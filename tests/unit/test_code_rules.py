@@ -17,9 +17,28 @@ def _change(path: str, before: str | None, after: str | None) -> ChangeSet:
     return ChangeSet().with_content(path, before, after)
 
 
-def test_added_lines_are_numbered_as_in_the_new_file_even_when_they_look_like_headers():
-    change = _change("a.py", "x = 1\ny = 2\nz = 3\n", "x = 1\n++i\n--j\ny = 3\nz = 3\n")
-    assert list(added_lines(change.diff())) == [(2, "++i"), (3, "--j"), (4, "y = 3")]
+def test_added_lines_are_the_new_file_s_lines_the_old_one_lacks_numbered_as_in_the_new_file():
+    assert list(added_lines("x = 1\ny = 2\nz = 3\n", "x = 1\n++i\n--j\ny = 3\nz = 3\n")) == [
+        (2, "++i"), (3, "--j"), (4, "y = 3")]
+    assert list(added_lines("a\n", "a\na\n")) == [(2, "a")]  # a copy of an existing line is added too
+
+
+@pytest.mark.parametrize("after", [
+    "#\x0c\n#\x0c\n#\x0c\neval(input())\n",  # form feeds that shift a diff's hunk counts
+    "import os\x0c; eval(input())\n",
+    "x = 1\u2028eval(input())\n",  # a line terminator in JavaScript, not in a diff
+    " " * 5000 + "eval(input())\n",  # no length cap: RE2 is linear
+])
+def test_what_hides_from_a_diff_does_not_hide_from_a_rule(after):
+    rule = CodeRule(r"eval\(", "no eval", "block")
+    verdict = check_change_set(_change("app/run.py", "", after), WritePolicy(scope_files=None, code_rules=(rule,)))
+    assert (verdict.allowed, verdict.rule) == (False, "code_rule")
+
+
+def test_a_secret_after_a_form_feed_is_still_a_secret_in_the_change():
+    policy = WritePolicy(scope_files=None, secret_values=frozenset({"ghs_knownsecret0123456789"}))
+    verdict = check_change_set(_change("app/x.py", "", "#\x0c\n#\x0cTOKEN = 'ghs_knownsecret0123456789'\n"), policy)
+    assert (verdict.allowed, verdict.rule) == (False, "secret_in_change")
 
 
 @pytest.mark.parametrize(("path", "after", "allowed"), [
@@ -53,6 +72,9 @@ def test_a_warning_rule_allows_and_says_so_once_per_line():
 def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     renamed = ChangeSet().with_rename("app/a.py", "app/b.py", "x = 1\n", "x = 1\nprint(x)\n")
     assert not check_change_set(renamed, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
+    # Moved from a path the rule does not cover: every line is new to the rule.
+    moved_in = ChangeSet().with_rename("notes/snippet.txt", "app/run.py", "print(input())\n", "print(input())\n")
+    assert not check_change_set(moved_in, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
     deleted = _change("app/a.py", "print(x)\n", None)
     assert check_change_set(deleted, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
 
