@@ -154,19 +154,35 @@ class Toolbox:
             return "ERROR: arguments must be a JSON object."
         notes = ""
         if self.hooks is not None:
-            pre = self.hooks.fire("pre_tool_use", _hook_context(name, arguments),
-                                  {"tool_name": name, "tool_input": arguments})
-            if pre.blocked is not None:
-                return self._after(name, self.refuse(name, _target(name, arguments), "hook_blocked",
-                                                     f"a pre_tool_use hook blocked it: {pre.blocked}"))
-            if pre.updated_input is not None:
-                arguments = pre.updated_input  # judged below by the same guardrails as the model's own input
-            notes = pre.notes()
+            for path in self._hook_paths(name, arguments):
+                context = _hook_context(name, arguments)
+                if path is not None:
+                    context["file_path"] = path
+                pre = self.hooks.fire("pre_tool_use", context, {"tool_name": name, "tool_input": arguments})
+                if pre.blocked is not None:
+                    return self._after(name, self.refuse(name, path or _target(name, arguments), "hook_blocked",
+                                                         f"a pre_tool_use hook blocked it: {pre.blocked}"))
+                if pre.updated_input is not None:
+                    arguments = pre.updated_input  # judged below by the same guardrails as the model's own input
+                notes += pre.notes()
         before = self.workspace.overlay()
         text = self._dispatch(name, arguments)
         if self.hooks is not None:
             text += self._post_hooks(name, arguments, before, text)
         return self._after(name, text + notes)
+
+    def _hook_paths(self, name: str, arguments: dict[str, Any]) -> list[str | None]:
+        """The files a call names, as the guardrails will see them (normalised, so `./app/x.py` is `app/x.py`):
+        a pre_tool_use hook is asked once for each; a patch names all of its files."""
+        if name == "apply_patch" and isinstance(arguments.get("patch"), str):
+            return list(self.workspace.patch_paths(arguments["patch"])) or [None]
+        raw = arguments.get("path") or arguments.get("file_path")
+        if not isinstance(raw, str):
+            return [None]
+        try:
+            return [self.workspace.resolve(raw)]
+        except PathRefused:
+            return [raw]  # the tool refuses it anyway; the hook sees what was asked
 
     def _dispatch(self, name: str, arguments: dict[str, Any]) -> str:
         handler = getattr(self, f"_tool_{name}", None)
@@ -189,8 +205,7 @@ class Toolbox:
         assert self.hooks is not None
         after = self.workspace.overlay()
         touched = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-        named = arguments.get("path")
-        files: list[str | None] = list(touched) or ([named] if isinstance(named, str) else [None])
+        files: list[str | None] = list(touched) or self._hook_paths(name, arguments)
         ok = not text.startswith(("ERROR", "REFUSED"))
         added = ""
         for path in files:
@@ -375,11 +390,9 @@ def _listed(title: str, items: Sequence[str]) -> str:
 
 
 def _hook_context(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """architect's hook context for a tool call: the tool, and its path and command where it has them."""
+    """architect's hook context for a tool call: the tool, and its command where it has one (the file path is
+    added per file by the caller)."""
     context: dict[str, Any] = {"tool_name": name}
-    path = arguments.get("path") or arguments.get("file_path")
-    if isinstance(path, str):
-        context["file_path"] = path
     if "command" in arguments:
         command = arguments["command"]
         context["command"] = " ".join(map(str, command)) if isinstance(command, list) else str(command)

@@ -67,10 +67,11 @@ class Verdict:
 class PathRefused(ValueError):
     """A path or command the guardrails refuse: an observation for the model, never the end of a run."""
 
-    def __init__(self, rule: str, detail: str) -> None:
+    def __init__(self, rule: str, detail: str, path: str = "") -> None:
         super().__init__(detail)
         self.rule = rule
         self.detail = detail
+        self.path = path
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class Workspace:
         path = self.resolve(raw)
         verdict = check_path(path, self.policy)
         if not verdict.allowed:
-            raise PathRefused(verdict.rule, verdict.detail)
+            raise PathRefused(verdict.rule, verdict.detail, path)
         return path
 
     def original(self, path: str) -> str | None:
@@ -149,7 +149,13 @@ class Workspace:
 
     def propose_patch(self, patch_text: str) -> Verdict:
         proposed = self.changes
-        for source, target, new_content in self._parse_patch(patch_text):
+        try:
+            parsed = self._parse_patch(patch_text)
+        except PathRefused as exc:
+            if not exc.path:  # not a path the policy refuses (a symlink, a path outside): a mistake, as before
+                raise
+            return Verdict.refuse(exc.rule, exc.detail, exc.path)
+        for source, target, new_content in parsed:
             if source and target and source != target:
                 proposed = proposed.with_rename(source, target, self.original(source), new_content or "")
             else:
@@ -157,6 +163,22 @@ class Workspace:
                 assert path is not None
                 proposed = proposed.with_content(path, self.original(path), new_content)
         return self.propose(proposed)
+
+    def patch_paths(self, patch_text: str) -> list[str]:
+        """The paths a patch names, resolved (those that do not resolve left out: the patch is refused anyway)."""
+        try:
+            patch = PatchSet.from_string(patch_text)
+        except UnidiffParseError:
+            return []
+        paths: list[str] = []
+        for patched in patch:
+            for name in (patched.source_file, patched.target_file):
+                if name and name != "/dev/null":
+                    try:
+                        paths.append(self.resolve(_strip_prefix(name)))
+                    except PathRefused:
+                        continue
+        return list(dict.fromkeys(paths))
 
     def _parse_patch(self, patch_text: str) -> list[tuple[str | None, str | None, str | None]]:
         try:
@@ -172,8 +194,10 @@ class Workspace:
                 raise PatchError("binary patches are not allowed")
             if "120000" in str(patched.patch_info or ""):
                 raise PathRefused("symlink", "patches that create symlinks are not allowed")
-            source = None if patched.is_added_file else self.resolve(_strip_prefix(patched.source_file))
-            target = None if patched.is_removed_file else self.resolve(_strip_prefix(patched.target_file))
+            # Judged before anything is read: whether a hunk's context is found must say nothing about a file the
+            # model may not write (a protected or sensitive one).
+            target = None if patched.is_removed_file else self.writable(_strip_prefix(patched.target_file))
+            source = None if patched.is_added_file else self.writable(_strip_prefix(patched.source_file))
             if patched.is_removed_file:
                 results.append((source, None, None))
                 continue

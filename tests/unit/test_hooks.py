@@ -14,7 +14,7 @@ import pytest
 from peers.harness import reachable_folder
 from remediate.agent.tools import Finished, Toolbox
 from remediate.checks.gates import Gates
-from remediate.checks.hooks import Hooks
+from remediate.checks.hooks import WITHHELD, Hooks
 from remediate.config import HookConfig, HooksConfig, QualityGateConfig, TelemetryConfig
 from remediate.gitops import Git
 from remediate.guard.guardrails import WritePolicy
@@ -70,18 +70,36 @@ def test_a_hook_gets_the_event_on_stdin_and_in_variables_and_only_the_variables_
             "print(json.dumps({'event': i['event'], 'new_str': i['tool_input']['new_str'], 'names': sorted(e), "
             "'env': {k: v for k, v in e.items() if k.endswith(('_EVENT', '_TOOL_NAME', '_FILE_PATH', 'INCIDENT_ID', "
             "'_WORKSPACE', 'NOTIFY_URL'))}}))\" 1>&2")
-    box = _toolbox(repo, HooksConfig(pre_tool_use=[_hook(dump, name="dump", env=["NOTIFY_URL"])]),
+    given = '[ "$NOTIFY_URL" = http://127.0.0.1:9/n ] && [ -z "$GITHUB_TOKEN" ] && echo "posting to $NOTIFY_URL"'
+    box = _toolbox(repo, HooksConfig(pre_tool_use=[_hook(dump, name="dump"),
+                                                   _hook(given, name="given", env=["NOTIFY_URL"])]),
                    environ={"GITHUB_TOKEN": TOKEN, "NOTIFY_URL": "http://127.0.0.1:9/n"})
-    assert _edit(box).startswith("OK")
-    [run] = box.hooks.records
-    seen = json.loads(run.output_tail)
+    result = _edit(box)
+    assert result.startswith("OK")
+    dumped, passed = box.hooks.records
+    seen = json.loads(dumped.output_tail)
     assert seen["event"] == "pre_tool_use" and seen["new_str"] == "a = 2"
     env = seen["env"]
     assert (env["ARCHITECT_EVENT"], env["ARCHITECT_TOOL_NAME"], env["ARCHITECT_FILE_PATH"]) == (
         "pre_tool_use", "edit_file", "app.py")
-    assert env["REMEDIATE_INCIDENT_ID"] == "INC-7" and env["NOTIFY_URL"] == "http://127.0.0.1:9/n"
-    assert "GITHUB_TOKEN" not in seen["names"] and TOKEN not in run.output_tail
+    assert env["REMEDIATE_INCIDENT_ID"] == "INC-7" and "NOTIFY_URL" not in seen["names"]  # not named: not given
+    assert "GITHUB_TOKEN" not in seen["names"] and TOKEN not in dumped.output_tail
     assert env["ARCHITECT_WORKSPACE"] != str(repo)  # a sandbox copy, not the checkout
+    # Given what its env: names (and nothing else), and then what it prints is nobody's to read.
+    assert passed.decision == "allow" and passed.output_tail == WITHHELD
+    assert "127.0.0.1:9" not in result and WITHHELD in result
+
+
+def test_a_pre_tool_use_hook_sees_the_path_the_guardrails_will_see_and_every_file_of_a_patch(repo):
+    guard = 'case "$ARCHITECT_FILE_PATH" in config/*) echo "config is the platform team\'s" >&2; exit 2;; esac'
+    box = _toolbox(repo, HooksConfig(pre_tool_use=[_hook(guard, name="owned")]))
+    assert "REFUSED (hook_blocked)" in _edit(box, path="./config//production.yaml", old="replicas: 3", new="x")
+    patch = ("--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-a = 1\n+a = 5\n"
+             "--- a/config/production.yaml\n+++ b/config/production.yaml\n@@ -1 +1 @@\n-replicas: 3\n+replicas: 1\n")
+    result = box.execute("apply_patch", json.dumps({"patch": patch}))
+    assert "REFUSED (hook_blocked)" in result and "platform team" in result
+    assert [e.target for e in box.events] == ["config/production.yaml", "config/production.yaml"]
+    assert (repo / "app.py").read_text() == "a = 1\n"
 
 
 def test_updated_input_is_judged_by_the_guardrails_like_the_model_s_own(repo):
