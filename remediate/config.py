@@ -159,6 +159,16 @@ def _re2_pattern(value: str) -> str:
     return value
 
 
+def _gitignore_patterns(values: list[str]) -> list[str]:
+    import pathspec
+    for value in values:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([value])
+        except Exception as exc:  # pathspec's own error types differ by version
+            raise ValueError(f"{value!r} is not a gitignore pattern: {exc}") from None
+    return values
+
+
 class QualityGateConfig(_Model):
     """architect's quality gate: a shell command run, in the sandbox, when the model calls `finish`."""
     name: str = Field(min_length=1, max_length=80)
@@ -170,12 +180,13 @@ class QualityGateConfig(_Model):
 
 class CodeRuleConfig(_Model):
     """architect's code rule: a regex on the lines a change adds. `file_patterns` (ours) limits it to paths."""
-    pattern: str
+    pattern: str = Field(min_length=1)
     message: str
     severity: Literal["warn", "block"] = "warn"
     file_patterns: list[str] = Field(default_factory=list)
 
     _pattern = field_validator("pattern")(_re2_pattern)
+    _paths = field_validator("file_patterns")(_gitignore_patterns)
 
 
 class GuardrailsConfig(_Model):
@@ -197,6 +208,8 @@ class GuardrailsConfig(_Model):
     require_test_after_edit: bool = False
     quality_gates: list[QualityGateConfig] = Field(default_factory=list)
     code_rules: list[CodeRuleConfig] = Field(default_factory=list)
+
+    _paths = field_validator("protected_files", "sensitive_files", "extra_scope")(_gitignore_patterns)
 
 
 class CostsConfig(_Model):
@@ -357,6 +370,7 @@ class Config(_Model):
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     source: str | None = None
+    source_path: str | None = None  # the file read, relative to the repository root (None: none, or outside it)
     # architect keys that load but that remediate does not act on: (key, why), named once in the log and report.
     ignored: tuple[tuple[str, str], ...] = ()
 
@@ -495,7 +509,13 @@ def load_config(repo: Path, explicit: str | None = None, overrides: Mapping[str,
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise _user_error(exc, lines, label, overridden) from None
-    return config.model_copy(update={"source": label, "ignored": ignored})
+    inside = None
+    if path is not None:
+        try:
+            inside = path.resolve().relative_to(repo.resolve()).as_posix()
+        except ValueError:
+            inside = None
+    return config.model_copy(update={"source": label, "source_path": inside, "ignored": ignored})
 
 
 def _parse_yaml(text: str, label: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:

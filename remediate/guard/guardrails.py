@@ -201,6 +201,8 @@ def policy_for(config: Config, implicated: frozenset[str], secret_values: Collec
     if tests.coverage_map:  # it decides which tests judge the fix: never the model's to edit
         protected.append("/" + tests.coverage_map.lstrip("/"))
     protected += guardrails.sensitive_files
+    if config.source_path:  # a config the `config` input names elsewhere in the tree is as fixed as the root one
+        protected.append("/" + config.source_path)
     checks = bool(config.hooks.all() or guardrails.quality_gates)
     protected += check_scripts(config)
     policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,

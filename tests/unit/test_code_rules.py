@@ -95,3 +95,15 @@ def test_scripts_a_check_names_are_protected_and_odd_words_are_not_taken_for_pat
 def test_without_hooks_or_gates_the_tools_configs_are_ordinary_files():
     policy, _ = policy_for(Config(guardrails={"edit_scope": "repo"}), frozenset(), frozenset())
     assert check_change_set(_change("package.json", "{}\n", '{"a": 1}\n'), policy).allowed
+
+
+def test_a_config_file_named_by_the_config_input_is_not_writable_either(tmp_path):
+    from remediate.config import load_config
+
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "remediate.yaml").write_text("guardrails: {edit_scope: repo}\n")
+    config = load_config(tmp_path, "ci/remediate.yaml")
+    policy, _ = policy_for(config, frozenset(), frozenset())
+    verdict = check_change_set(_change("ci/remediate.yaml", "a\n", "b\n"), policy)
+    assert (verdict.allowed, verdict.rule) == (False, "protected_file")
+

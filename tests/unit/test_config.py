@@ -131,6 +131,10 @@ def test_mcp_server_mistakes_are_named_with_their_line(tmp_path, server, message
      ".remediate.yaml:3: guardrails.code_rules[0].pattern: not a pattern RE2 accepts"),
     ("guardrails:\n  quality_gates:\n    - {command: ruff check .}\n",
      ".remediate.yaml:3: guardrails.quality_gates[0].name: is required"),
+    ("guardrails:\n  sensitive_files: ['!']\n",
+     ".remediate.yaml:2: guardrails.sensitive_files: '!' is not a gitignore"),
+    ("guardrails:\n  code_rules:\n    - {pattern: '', message: m}\n",
+     ".remediate.yaml:3: guardrails.code_rules[0].pattern: "),
     ("mcp:\n  servers:\n    - {name: dd, url: 'http://x/mcp', token: abc123abc123}\n",
      ".remediate.yaml:3: mcp.servers[0].token: a token written into the repository's config is a leaked credential"),
 ])
