@@ -244,7 +244,8 @@ class Run:
             with self.stage("context"):
                 pack = gather(setup, hub, report.warnings)
                 report.context = summary(pack)
-            policy, warning = policy_for(config, pack.implicated_files, setup.redact.values)
+            policy, warning = policy_for(config, pack.implicated_files, setup.redact.values,
+                                         setup.git.tracked_files())
             report.warnings += [warning] if warning else []
             workspace = Workspace(setup.repo, policy)
             hooks.workspace = workspace

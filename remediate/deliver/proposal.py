@@ -212,8 +212,8 @@ def check(handed: Proposal, setup: Setup) -> tuple[ChangeSet, GuardrailEvent | N
         return changes, GuardrailEvent("(proposal)", "proposal", "stale_proposal", "; ".join(problems))
     implicated = build_context(setup.incident, read=setup.git.base_file, tracked=setup.git.tracked_files(),
                                commit_text=None, mcp_texts={}, redact=setup.redact, log_budget_tokens=1000)
-    policy, _ = policy_for(setup.config, implicated.implicated_files,
-                           frozenset(setup.redact.values))
+    policy, _ = policy_for(setup.config, implicated.implicated_files, frozenset(setup.redact.values),
+                           setup.git.tracked_files())
     verdict = check_change_set(changes, policy)
     if not verdict.allowed:
         return changes, GuardrailEvent("(proposal)", verdict.target or "proposal", verdict.rule, verdict.detail)

@@ -35,18 +35,24 @@ TEST_RUNNER_CONFIG = pathspec.GitIgnoreSpec.from_lines([
 ])
 
 # What the team's checks (hooks, quality gates) read to decide: with any configured, the change being checked
-# cannot change them. At any depth, as the tools look for the nearest.
+# cannot change them. At any depth (the tools look for the nearest), in any case.
 CHECK_CONFIG = pathspec.GitIgnoreSpec.from_lines([
-    "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", ".pylintrc", "pylintrc", ".isort.cfg",
+    # Python
+    "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini", ".flake8", ".pylintrc", "pylintrc", ".pylintrc.toml",
+    "pylintrc.toml", ".isort.cfg", ".pydocstyle", ".bandit", "noxfile.py",
+    # JavaScript
     ".eslintrc", ".eslintrc.*", "eslint.config.*", ".eslintignore", ".prettierrc", ".prettierrc.*",
-    "prettier.config.*", ".prettierignore", "biome.json", "biome.jsonc", ".editorconfig", "package.json",
-    "tsconfig.json", ".pre-commit-config.yaml", "Makefile", "justfile",
+    "prettier.config.*", ".prettierignore", "biome.json", "biome.jsonc", ".biome.json", ".biome.jsonc",
+    "package.json", "tsconfig.json", "tsconfig.*.json", ".npmrc", ".yarnrc", ".yarnrc.yml", "node_modules/",
+    ".stylelintrc*", "stylelint.config.*",
+    # Other languages' linters and formatters
+    ".golangci.yml", ".golangci.yaml", ".golangci.toml", "rustfmt.toml", ".rustfmt.toml", "clippy.toml",
+    ".cargo/", ".clang-format", ".clang-tidy", ".rubocop.yml", ".editorconfig",
+    # Runners, and the ignore files tools honour (ruff and prettier read .ignore and .gitignore)
+    ".pre-commit-config.yaml", "Makefile", "makefile", "GNUmakefile", "*.mk", "justfile", "Justfile", ".justfile",
+    ".ignore", ".gitignore",
 ])
-# A command word that names a file of the repository (a hook script): the change cannot rewrite the check.
-_SCRIPT_WORD = re.compile(r"^(?:\./)?[\w.-]+(?:/[\w.-]+)*\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$|^\./\S+$")
-
-
-
+_SHELL_WORDS = re.compile(r"^\$\{?(?:ARCHITECT|REMEDIATE)_WORKSPACE\}?/")
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
@@ -129,7 +135,7 @@ def check_path(path: str, policy: WritePolicy) -> Verdict:
     if TEST_RUNNER_CONFIG.match_file(path):
         return Verdict.refuse("test_config", f"{path} configures the test runner that judges the change; it is "
                               "taken from the base commit and cannot be changed by the agent", path)
-    if policy.checks_configured and CHECK_CONFIG.match_file(path):
+    if policy.checks_configured and (CHECK_CONFIG.match_file(path) or CHECK_CONFIG.match_file(path.lower())):
         return Verdict.refuse("check_config", f"{path} configures the team's checks (hooks, quality gates) that "
                               "judge the change; it cannot be changed by the agent", path)
     if policy.is_protected(path):
@@ -170,23 +176,73 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
     return Verdict.allow(tuple(dict.fromkeys(warnings)))
 
 
-def check_scripts(config: Config) -> list[str]:
-    """The repository files the hooks' and quality gates' command lines name (`./scripts/lint.sh`,
-    `python tools/check.py`), as root-anchored patterns: protected, so the change cannot rewrite its checks."""
-    found: list[str] = []
-    for command in [h.command for h in config.hooks.all()] + [g.command for g in config.guardrails.quality_gates]:
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            words = command.split()
-        for word in words:
-            if _SCRIPT_WORD.match(word) and ".." not in word.split("/"):
-                found.append("/" + posixpath.normpath(word))
-    return sorted(set(found))
+_OPERATORS = {";", "&&", "||", "|", "&", "(", ")", "{", "}", "!", "if", "then", "elif", "else", "while", "until",
+              "do"}
+_INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "source", ".", "python", "python3", "node", "deno", "bun",
+                 "ruby", "perl", "php", "exec", "env", "time", "nice", "xargs"}
 
 
-def policy_for(config: Config, implicated: frozenset[str], secret_values: Collection[str]
-               ) -> tuple[WritePolicy, str | None]:
+def check_scripts(config: Config, tracked: Collection[str] = ()) -> list[str]:
+    """What the hooks' and quality gates' command lines run from the repository, as root-anchored patterns, so the
+    change cannot rewrite its own checks: a program word (`./scripts/check.sh`, `sh scripts/lint`, `python
+    tools/check.py`, inner command lines of `sh -c '…'` too) and its folder (whose siblings it may import or
+    source); a folder `cd` enters; for `python -m name`, the module and what would shadow it from the tree's
+    root (`name.py`, `name/`). Arguments a check is given (`mypy app`, `"$ARCHITECT_FILE_PATH"`) are its
+    targets, not its code."""
+    files = set(tracked)
+    found: set[str] = set()
+    pending = [h.command for h in config.hooks.all()] + [g.command for g in config.guardrails.quality_gates]
+    while pending:
+        words = _words(pending.pop())
+        program = True  # the next word is what runs
+        for i, word in enumerate(words):
+            if word in _OPERATORS:
+                program = True
+                continue
+            previous = words[i - 1] if i else ""
+            if " " in word.strip() and previous == "-c":
+                pending.append(word)  # sh -c 'a && b': its own command line
+            elif previous == "-m" and re.fullmatch(r"[\w.]+", word):
+                top = word.split(".")[0]
+                found.update({f"/{top}.py", f"/{top}/", "/" + word.replace(".", "/") + ".py"})
+            elif previous in ("cd", "pushd"):
+                found.add("/" + _repo_word(word).rstrip("/") + "/")
+            elif program and re.fullmatch(r"[A-Za-z_]\w*=.*", word):
+                continue  # FOO=1 ./run: an assignment, the program comes next
+            elif program and not word.startswith("-"):
+                path = _repo_word(word)
+                if path and (path in files or "/" in word or re.search(r"\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$", path)):
+                    found.add("/" + path)
+                    if "/" in path:
+                        found.add("/" + posixpath.dirname(path) + "/")
+                program = posixpath.basename(word) in _INTERPRETERS  # `sh x.sh`: the script is the program
+                continue
+            if not word.startswith("-"):
+                program = False
+    return sorted(p for p in found if p not in ("/", "//"))
+
+
+def _repo_word(word: str) -> str:
+    """A command word as a repository path ("" when it cannot be one)."""
+    path = _SHELL_WORDS.sub("", word)
+    path = posixpath.normpath(path[2:] if path.startswith("./") else path)
+    if path.startswith(("/", "..", "$", "~")) or path in (".", ""):
+        return ""
+    return path
+
+
+def _words(command: str) -> list[str]:
+    """A command line's words, shell operators (`;`, `&&`, `|`, parentheses) apart from them."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        return list(lexer)
+    except ValueError:
+        return command.split()
+
+
+def policy_for(config: Config, implicated: frozenset[str], secret_values: Collection[str],
+               tracked: Collection[str] = ()) -> tuple[WritePolicy, str | None]:
     """The run's write policy from the config and the files the diagnosis implicates, and a warning when
     the suspects scope has nothing to hold on to."""
     guardrails, tests = config.guardrails, config.tests
@@ -204,7 +260,7 @@ def policy_for(config: Config, implicated: frozenset[str], secret_values: Collec
     if config.source_path:  # a config the `config` input names elsewhere in the tree is as fixed as the root one
         protected.append("/" + config.source_path)
     checks = bool(config.hooks.all() or guardrails.quality_gates)
-    protected += check_scripts(config)
+    protected += check_scripts(config, tracked)
     policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,
                          (*TEST_CODE_GLOBS, *guardrails.extra_scope), secret_values,
                          rules_from(guardrails.code_rules), checks)

@@ -79,15 +79,37 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     assert check_change_set(deleted, WritePolicy(scope_files=None, code_rules=(PRINT,))).allowed
 
 
-def test_scripts_a_check_names_are_protected_and_odd_words_are_not_taken_for_paths():
-    config = Config(hooks=HooksConfig(post_tool_use=[HookConfig(command="./scripts/fmt.sh $ARCHITECT_FILE_PATH"),
-                                                     HookConfig(command="python tools/lint.py --strict")]),
-                    guardrails={"quality_gates": [QualityGateConfig(name="g", command="bash ci/gate.sh && make lint"),
-                                                  QualityGateConfig(name="h", command="sh ../outside.sh")]})
-    assert check_scripts(config) == ["/ci/gate.sh", "/scripts/fmt.sh", "/tools/lint.py"]
-    policy, _ = policy_for(config, frozenset({"app/svc.py"}), frozenset())
-    for path, rule in (("tools/lint.py", "protected_file"), ("ruff.toml", "check_config"),
-                       ("web/package.json", "check_config"), ("Makefile", "check_config")):
+@pytest.mark.parametrize(("command", "protected"), [
+    ("./scripts/fmt.sh $ARCHITECT_FILE_PATH", ["/scripts/", "/scripts/fmt.sh"]),
+    ("python tools/lint.py --strict", ["/tools/", "/tools/lint.py"]),
+    ("bash ci/gate.sh && make lint", ["/ci/", "/ci/gate.sh"]),
+    ("cd scripts && ./check.sh", ["/check.sh", "/scripts/"]),
+    ("./scripts/check.sh; echo done", ["/scripts/", "/scripts/check.sh"]),
+    ("bash -c './scripts/check.sh --ci'", ["/scripts/", "/scripts/check.sh"]),
+    ("$ARCHITECT_WORKSPACE/scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
+    ("sh scripts/lint", ["/scripts/", "/scripts/lint"]),
+    ("FOO=1 ./bin/run", ["/bin/", "/bin/run"]),
+    ("if ./scripts/guard.sh; then exit 0; fi", ["/scripts/", "/scripts/guard.sh"]),
+    ("python -m tools.lint", ["/tools.py", "/tools/", "/tools/lint.py"]),
+    ("python -m mypy app", ["/mypy.py", "/mypy/"]),  # a root mypy.py would shadow the tool
+    # What a check is given to look at is its target, not its code: the fix must stay possible.
+    ("ruff check app/totals.py", []), ("mypy app", []), ('ruff format "$ARCHITECT_FILE_PATH"', []),
+    ("sh ../outside.sh", []),
+])
+def test_what_a_check_runs_from_the_repository_is_protected_and_what_it_checks_is_not(command, protected):
+    config = Config(guardrails={"quality_gates": [QualityGateConfig(name="g", command=command)]})
+    tracked = ["scripts/fmt.sh", "scripts/lint", "scripts/check.sh", "tools/lint.py", "ci/gate.sh", "bin/run",
+               "app/totals.py"]
+    assert check_scripts(config, tracked) == protected
+
+
+def test_with_checks_configured_the_tools_configs_and_their_shadows_are_not_writable():
+    config = Config(hooks=HooksConfig(post_tool_use=[HookConfig(command="python -m ruff format x")]))
+    policy, _ = policy_for(config, frozenset({"app/svc.py"}), frozenset(), ["app/svc.py"])
+    cases = (("ruff.py", "protected_file"), ("ruff.toml", "check_config"), ("web/package.json", "check_config"),
+             ("GNUmakefile", "check_config"), ("lib/rules.mk", "check_config"), (".ignore", "check_config"),
+             ("RUFF.TOML", "check_config"), ("node_modules/x/index.js", "check_config"))
+    for path, rule in cases:
         verdict = check_change_set(_change(path, "a\n", "b\n"), policy)
         assert (verdict.allowed, verdict.rule) == (False, rule), path
 
