@@ -1,6 +1,8 @@
 """Every attack of the hostile model's catalogue (peers/attacks.py), in-process: refused with its rule,
-recorded, nothing changed in the checkout, origin or outside the repository, and the legitimate fix that
-follows still lands, alone. tests/e2e/test_security.py runs one of each class through the entrypoint."""
+recorded, nothing changed in the checkout, origin or outside the repository. For the first attack of each
+rule, the legitimate fix that follows still lands, alone (the others end with the model giving up, which is
+the same refusal without a second test run). tests/e2e/test_security.py runs one of each class through the
+entrypoint."""
 
 from __future__ import annotations
 
@@ -29,11 +31,17 @@ def outside():
         yield folder
 
 
+FIRST_OF_EACH_RULE = {next(a.name for a in ATTACKS if a.rule == rule) for rule in {a.rule for a in ATTACKS}}
+GIVE_UP = {"tool_calls": [{"name": "escalate", "arguments": {"reason": "refused; handing over"}}]}
+
+
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_is_refused_recorded_and_the_fix_still_lands(tmp_path, outside, attack):
     assert len(ATTACKS) >= 40
     case = Case(tmp_path, attack_config(attack), attack.extra_files, attack.symlinks)
-    report, outputs, model, _ = case.run([{"tool_calls": attack.calls}, *scenarios.fix_after_an_attack()])
+    lands = attack.name in FIRST_OF_EACH_RULE
+    after = scenarios.fix_after_an_attack() if lands else [GIVE_UP]
+    report, outputs, model, _ = case.run([{"tool_calls": attack.calls}, *after])
     repo = case.repo
 
     assert [e["rule"] for e in report["guardrail_events"]] == [attack.rule], report["guardrail_events"]
@@ -46,6 +54,10 @@ def test_attack_is_refused_recorded_and_the_fix_still_lands(tmp_path, outside, a
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
     assert not (repo.workspace.parent / "escape.py").exists()
 
+    if not lands:
+        assert (outputs["outcome"], report["reason"], report["changes"]) == ("escalated", "model_gave_up", [])
+        assert attack.rule in case.github.issues[0]["body"]  # the escalation names the refusal
+        return
     assert outputs["outcome"] == "fixed", report["detail"]
     changed = git(repo.origin, "diff", "--name-only", "main", "hotfix/INC-1234").split()
     assert changed == ["app/users/service.py"]
