@@ -1,6 +1,7 @@
-"""architect's hooks, quality gates and code rules (docs/hooks.md), through the entrypoint as a child process,
-against the real peers: the team's checks run in the sandbox, and what they change or say is judged like the
-model's own work."""
+"""architect's hooks, quality gates and code rules (docs/hooks.md), through the entrypoint against the real
+peers: the team's checks run in the sandbox, and what they change or say is judged like the model's own work.
+The formatter and the async notifier run the entrypoint as a child process (a notifier must notify before
+that process exits); the others call the same entrypoint function in this process."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import pytest
 
 from peers import scenarios
 from peers.http_receiver import Receiver
-
-pytestmark = pytest.mark.entrypoint
 
 UNFORMATTED_READER = scenarios._edit("        return self._audit_log[-limit:]",
                                      "        return list( self._audit_log )[ -limit: ]")
@@ -30,6 +29,7 @@ def _hooks(block: str) -> str:
     return "hooks:\n" + textwrap.indent(textwrap.dedent(block).strip("\n"), "  ") + "\n"
 
 
+@pytest.mark.entrypoint
 def test_a_post_edit_formatter_reformats_the_edit_and_the_pr_carries_the_formatted_code(remediate, github):
     script = scenarios.good_fix()
     script[1] = {"tool_calls": [*scenarios.BOUND_THE_LOG, UNFORMATTED_READER]}
@@ -148,6 +148,7 @@ urllib.request.urlopen(request, timeout=10)
 """
 
 
+@pytest.mark.entrypoint
 def test_an_async_session_end_hook_posts_to_a_webhook_before_the_action_exits(remediate):
     receiver = Receiver().start()
     try:
