@@ -250,6 +250,7 @@ class Run:
             workspace = Workspace(setup.repo, policy)
             hooks.workspace = workspace
             tests = TestRunner(setup, workspace, sandbox, report.warnings)
+            report.test_runs = tests.runs  # the same list: runs are added as they happen
             guardrails = config.guardrails
             gates = Gates(guardrails.quality_gates, sandbox, workspace, setup.redact, setup.telemetry, setup.environ,
                           hooks.records)

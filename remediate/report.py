@@ -54,6 +54,7 @@ class Report:
     sandbox: dict[str, Any] | None = None  # how code of the change was isolated, and what was missing
     telemetry: dict[str, Any] | None = None  # whether the trace was exported, and the error if it was not
     checks: list[CheckRun] = field(default_factory=list)  # every hook and quality gate run
+    test_runs: list[dict[str, Any]] = field(default_factory=list)  # every test run asked for: why, what, reused
     ignored_config: list[tuple[str, str]] = field(default_factory=list)  # architect keys loaded, not acted on
 
     @property
@@ -104,6 +105,7 @@ class Report:
             "sandbox": self.sandbox,
             "telemetry": self.telemetry,
             "checks": [c.to_dict() for c in self.checks],
+            "test_runs": self.test_runs,
             "ignored_config": [{"key": key, "why": why} for key, why in self.ignored_config],
             "warnings": self.warnings,
         }

@@ -22,7 +22,7 @@ def changed_test_code(changes: ChangeSet) -> tuple[str, ...]:
     return tuple(c.path for c in changes if c.after is not None and is_test_code(c.path))
 
 
-def _in_file(test_name: str, path: str) -> bool:
+def in_file(test_name: str, path: str) -> bool:
     """JUnit names pytest tests `tests.test_x::test_y` (classname from the module path)."""
     module = path.removesuffix(".py").replace("/", ".")
     # A module that fails to import is reported under the module's own name.
@@ -31,19 +31,19 @@ def _in_file(test_name: str, path: str) -> bool:
 
 def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) -> RegressionProof:
     before_failed = set(before.failed_tests) if before else set()
-    pre_existing = tuple(sorted(n for n in before_failed if not any(_in_file(n, t) for t in new_tests)))
+    pre_existing = tuple(sorted(n for n in before_failed if not any(in_file(n, t) for t in new_tests)))
     if not new_tests:
         return RegressionProof(new_tests, "no_new_test", "the fix adds or changes no test: nothing proves that "
                                "it fixes the fault", pre_existing, before)
     if before is None:
         return RegressionProof(new_tests, "not_run", "the tests could not be run on the code before the fix",
                                pre_existing, before)
-    new_failed_before = [f for f in before.failures if any(_in_file(f.name, t) for t in new_tests)]
-    new_failed_after = [n for n in after.failed_tests if any(_in_file(n, t) for t in new_tests)]
+    new_failed_before = [f for f in before.failures if any(in_file(f.name, t) for t in new_tests)]
+    new_failed_after = [n for n in after.failed_tests if any(in_file(n, t) for t in new_tests)]
     if new_failed_after:
         return RegressionProof(new_tests, "fails_after", f"the new test fails with the fix too: "
                                f"{', '.join(new_failed_after[:3])}", pre_existing, before)
-    if not any(any(_in_file(n, t) for t in new_tests) for n in before_failed) and before.status != "error":
+    if not any(any(in_file(n, t) for t in new_tests) for n in before_failed) and before.status != "error":
         return RegressionProof(new_tests, "passes_before", "the new test passes without the fix too, so it does "
                                "not show the fault", pre_existing, before)
     if after.stopped_after:

@@ -6,6 +6,8 @@ the checkout."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -22,7 +24,7 @@ from remediate.records import RegressionProof, TestRun
 from remediate.run import Setup
 from remediate.verify.coverage_map import CoverageMap
 from remediate.verify.execute import run_tests
-from remediate.verify.regression import blamed_failures, changed_test_code, changed_tests, judge
+from remediate.verify.regression import blamed_failures, changed_test_code, changed_tests, in_file, judge
 from remediate.verify.selection import select_with_coverage
 
 
@@ -69,6 +71,10 @@ class TestRunner:
     warnings: list[str] = field(default_factory=list)
     coverage: CoverageMap | None = None
     _base: tuple[list[str], dict[str, str]] | None = None
+    # What ran, and why: one entry a request, reused ones included (the report's `test_runs`).
+    runs: list[dict[str, object]] = field(default_factory=list)
+    # Results by tree content and tests: a run on a tree already tested is not repeated.
+    _done: dict[str, TestRun] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coverage = self._load_coverage_map()  # read before the model acts
@@ -79,14 +85,16 @@ class TestRunner:
     def for_agent(self, paths: list[str] | None = None) -> TestRun:
         """`run_tests` for the model: when tests fail, it is told which of them fail without its change too (the
         same selection on the code before it), so it can judge whether they belong to this incident."""
-        run = self.run(paths)
+        run = self.run(paths, purpose="agent")
         if run.ok or not run.failed_tests or not len(self.workspace.changes):
             return run
-        before = self._before(self.workspace.changes, list(run.selected))
+        failing = _failing_files(run, self._base_sources()[0])
+        before = self._before(self.workspace.changes, failing if failing is not None else list(run.selected),
+                              "agent: which failures predate the change")
         predating = tuple(n for n in run.failed_tests if before and n in set(before.failed_tests))
         return replace(run, predating=predating)
 
-    def run(self, paths: list[str] | None = None, complete: bool = False) -> TestRun:
+    def run(self, paths: list[str] | None = None, complete: bool = False, purpose: str = "final") -> TestRun:
         """The given test paths, or the tests the workspace's change affects (by tests.mode)."""
         config = self.setup.config.tests
         reason: dict[str, str] = {}
@@ -109,47 +117,67 @@ class TestRunner:
                 reason = {"(whole suite)": "no test exercises the change (tests.when_none_selected: run_all)"}
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
-        return self._on_copy(self.workspace.overlay(), paths, reason, complete)
+        return self._on_copy(self.workspace.overlay(), paths, reason, complete, purpose)
 
     def verify(self) -> Verified:
         """The final run on the change, then the regression proof: the new tests and the selection on the code
         before the fix, when a new test needs proving or a failure needs a baseline."""
         changes: ChangeSet = self.workspace.changes
-        run = self.run()
+        run = self.run(purpose="final")
         new_tests = changed_tests(changes)
         before = None
         if new_tests or not run.ok:
+            # Only what the proof needs on the code before the fix: the tests the fix adds or changes, and the
+            # files of the tests that fail after it (whether they failed before too).
+            failing = _failing_files(run, self._base_sources()[0])
+            wanted = [] if failing is None else list(dict.fromkeys([*new_tests, *failing]))  # []: the whole suite
             with self.setup.telemetry.span("regression_proof"):
-                before = self._before(changes, list(run.selected))
+                before = self._before(changes, wanted, "regression proof: the new tests and the failures, "
+                                                       "before the fix")
         verified = Verified(run, judge(new_tests, before, run))
         if not run.ok and not run.complete and not verified.blamed:
             # Stopped early on failures that all predate the fix: the tests not yet run decide.
-            run = self.run(complete=True)
+            run = self.run(complete=True, purpose="complete: the failures seen all predate the fix")
             verified = Verified(run, judge(new_tests, before, run))
         return verified
 
-    def _before(self, changes: ChangeSet, selected: list[str]) -> TestRun | None:
-        """The selected tests, plus the fix's test files (and the test code they need), on the code before the
-        fix. None when no selected test exists there."""
+    def _before(self, changes: ChangeSet, selected: list[str], purpose: str) -> TestRun | None:
+        """The given tests (the fix's test files carried over, with the test code they need) on the code before
+        the fix. None when none of them exists there."""
         overlay = self.workspace.overlay(before=True)
         overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
-        tree = self.sandbox.tree(overlay)
-        try:
-            # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
-            present = [p for p in selected if (tree / p.split("::", 1)[0]).exists()]
-            if selected and not present:
-                return None
-            return self.execute(tree, present, {}, complete=True)  # no selection: the whole suite, as after
-        finally:
-            self.sandbox.discard(tree)
+        # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
+        present = [p for p in selected if self._exists(p.split("::", 1)[0], overlay)]
+        if selected and not present:
+            return None
+        return self._on_copy(overlay, present, {}, True, purpose)  # no selection: the whole suite, as after
+
+    def _exists(self, path: str, overlay: Mapping[str, str | None]) -> bool:
+        if path in overlay:
+            return overlay[path] is not None
+        return path in set(self._base_sources()[0]) or any(f.startswith(path.rstrip("/") + "/")
+                                                           for f in self._base_sources()[0])
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
-                 complete: bool) -> TestRun:
+                 complete: bool, purpose: str) -> TestRun:
+        key = _key(overlay, paths)
+        done = self._done.get(key + ":complete") or (None if complete else self._done.get(key))
+        if done is not None:
+            self._log(purpose, done, reused=True)
+            return replace(done, selection_reason=reason or done.selection_reason)
         tree = self.sandbox.tree(overlay)
         try:
-            return self.execute(tree, paths, reason, complete)
+            run = self.execute(tree, paths, reason, complete)
         finally:
             self.sandbox.discard(tree)
+        self._done[key + (":complete" if run.complete else "")] = run
+        self._log(purpose, run, reused=False)
+        return run
+
+    def _log(self, purpose: str, run: TestRun, reused: bool) -> None:
+        self.runs.append({"purpose": purpose, "tests": list(run.selected), "status": run.status,
+                          "passed": run.passed, "failed": run.failed + run.errors,
+                          "duration_s": 0.0 if reused else round(run.duration_s, 3), "reused": reused})
 
     def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False) -> TestRun:
         config = self.setup.config.tests
@@ -188,3 +216,21 @@ class TestRunner:
                         base[path] = self.workspace.original(path) or ""
             self._base = (tracked, base)
         return self._base
+
+
+def _key(overlay: Mapping[str, str | None], paths: Sequence[str]) -> str:
+    """The tree (the base commit with this overlay) and the tests asked for, as one digest."""
+    digest = hashlib.sha256(json.dumps([sorted(overlay.items(), key=lambda item: item[0]), list(paths)]).encode())
+    return digest.hexdigest()
+
+
+def _failing_files(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | None:
+    """The test files that hold a failure of `run` (JUnit names them `tests.test_x::test_y`): among the selected
+    files, or, after a whole-suite run, among the tracked ones. None when a failure is in no file we can name
+    (the whole suite then runs before the fix, as after it)."""
+    files = list(dict.fromkeys(p.split("::", 1)[0] for p in run.selected)) or [p for p in tracked if p.endswith(".py")]
+    found = {name: next((path for path in files if in_file(name, path)), None) for name in run.failed_tests}
+    if any(path is None for path in found.values()):
+        return None
+    return list(dict.fromkeys(path for path in found.values() if path is not None))
+

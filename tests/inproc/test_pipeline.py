@@ -208,3 +208,15 @@ def test_budget_warning_hooks_run_once_when_the_spend_reaches_warn_at_usd(tmp_pa
     assert warned["output_tail"].startswith("spent 0.") and "of 1.0" in warned["output_tail"]
     told = [m["content"] for m in model.requests[1] if m["role"] == "user" and "hooks said" in m["content"]]
     assert len(told) == 1 and "[warn] spent" in told[0]  # with the next turn, as data
+
+
+def test_each_test_runs_as_few_times_as_the_proof_needs_and_the_report_says_why(case):
+    report, _, _, _ = case.run(scenarios.good_fix())
+    assert report["outcome"] == "fixed"
+    runs = [(r["purpose"].split(":")[0], r["reused"]) for r in report["test_runs"]]
+    # The model's run_tests, the final run on the same tree (not repeated), then only the new test before the fix.
+    assert runs == [("agent", False), ("final", True), ("regression proof", False)]
+    agent, final, before = report["test_runs"]
+    assert final["tests"] == agent["tests"] and final["duration_s"] == 0.0 and agent["duration_s"] > 0
+    assert before["tests"] == ["tests/test_audit_log_bounded.py"] and before["status"] == "failed"
+    assert report["tests"]["regression_proof"]["verdict"] == "fails_before_passes_after"
