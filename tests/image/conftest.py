@@ -18,7 +18,7 @@ from peers.github_stub import GitHubStub
 from peers.harness import SampleRepo, make_sample_repo
 from peers.openai_stub import ScriptedLLM
 from remediate.report import load_schema
-from tests.e2e.conftest import github, mcp, openapi  # noqa: F401  (the end-to-end peers, as fixtures)
+from tests.e2e.conftest import _incident_server, github, mcp, openapi  # noqa: F401  (the end-to-end peers)
 
 
 @pytest.fixture(scope="session")
