@@ -58,7 +58,7 @@ def added_lines(before: str | None, after: str | None) -> Iterator[tuple[int, st
         if old[line] > 0:
             old[line] -= 1
             continue
-        if line.strip():
+        if line:
             yield number, line
 
 

@@ -71,6 +71,11 @@ def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env:
             return result
         if done.exit_code == 5:
             return _with(run, status="no_tests")
+        if any(junit in part for part in command):
+            # We asked for the report and got none: the runner did not get to the end (a test that ended the
+            # interpreter at import, exit code 0 or not). Never a pass.
+            return _with(run, status="error", output_tail=f"the test runner wrote no JUnit report (exit code "
+                         f"{done.exit_code}): it did not run to its end\n{run.output_tail}"[-OUTPUT_TAIL_CHARS:])
         return _with(run, status="passed" if done.exit_code == 0 else "error")
 
 

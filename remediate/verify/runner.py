@@ -138,6 +138,13 @@ class TestRunner:
         if not run.ok and not run.complete and not verified.blamed:
             # Stopped early on failures that all predate the fix: the tests not yet run decide.
             run = self.run(complete=True, purpose="complete: the failures seen all predate the fix")
+            failing = _failing_files(run, self._base_sources()[0])
+            if wanted and (failing is None or set(failing) - set(wanted)):
+                # Failures the first run never reached need their own baseline before the fix.
+                wanted = [] if failing is None else list(dict.fromkeys([*wanted, *failing]))
+                with self.setup.telemetry.span("regression_proof"):
+                    before = self._before(changes, wanted, "regression proof: the failures the complete run "
+                                                           "found, before the fix")
             verified = Verified(run, judge(new_tests, before, run))
         return verified
 
@@ -229,7 +236,9 @@ def _failing_files(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | Non
     files, or, after a whole-suite run, among the tracked ones. None when a failure is in no file we can name
     (the whole suite then runs before the fix, as after it)."""
     files = list(dict.fromkeys(p.split("::", 1)[0] for p in run.selected)) or [p for p in tracked if p.endswith(".py")]
-    found = {name: next((path for path in files if in_file(name, path)), None) for name in run.failed_tests}
+    # The most specific file: tests.test_a.test_b::x is tests/test_a/test_b.py, not tests/test_a.py.
+    found = {name: max((path for path in files if in_file(name, path)), key=len, default=None)
+             for name in run.failed_tests}
     if any(path is None for path in found.values()):
         return None
     return list(dict.fromkeys(path for path in found.values() if path is not None))

@@ -220,3 +220,35 @@ def test_each_test_runs_as_few_times_as_the_proof_needs_and_the_report_says_why(
     assert final["tests"] == agent["tests"] and final["duration_s"] == 0.0 and agent["duration_s"] > 0
     assert before["tests"] == ["tests/test_audit_log_bounded.py"] and before["status"] == "failed"
     assert report["tests"]["regression_proof"]["verdict"] == "fails_before_passes_after"
+
+
+EXIT_AT_IMPORT = '''import os, pathlib
+if "deque(maxlen" in pathlib.Path("app/users/service.py").read_text():
+    os._exit(0)
+
+
+def test_bounded():
+    assert False, "unbounded"
+'''
+
+
+def test_a_test_that_ends_the_runner_early_is_never_a_pass(tmp_path):
+    # The wrong fix breaks the existing tests; a model-written module ends pytest with exit 0 before they run.
+    script = [{"tool_calls": scenarios.BOUND_THE_LOG},
+              {"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/test_aaa_bounded.py",
+                                                                   "content": EXIT_AT_IMPORT}}]},
+              {"tool_calls": [{"name": "finish", "arguments": {"summary": "Bounded the audit log."}}]}]
+    report, _, _, _ = Case(tmp_path).run(script)
+    assert (report["outcome"], report["reason"]) == ("escalated", "tests_failed")
+    assert report["tests"]["status"] == "error" and "wrote no JUnit report" in report["tests"]["output_tail"]
+
+
+def test_failures_only_the_complete_run_reaches_get_their_own_baseline(tmp_path):
+    old = "from app.users.service import UserService\n\n"
+    five = old + "".join(f"def test_old_{i}():\n    assert UserService is None\n\n\n" for i in range(5))
+    one = old + "def test_old_b():\n    assert UserService is None\n"
+    case = Case(tmp_path, extra_files={"tests/test_pre_a.py": five, "tests/test_pre_b.py": one})
+    report, _, _, _ = case.run(scenarios.good_fix())
+    assert (report["outcome"], report["reason"]) == ("fixed", "tests_pass_except_pre_existing_failures")
+    assert "tests.test_pre_b::test_old_b" in report["tests"]["regression_proof"]["pre_existing_failures"]
+    assert [r["purpose"].split(":")[0] for r in report["test_runs"]][-2:] == ["complete", "regression proof"]
