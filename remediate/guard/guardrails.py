@@ -13,7 +13,7 @@ import pathspec
 from remediate.config import Config
 from remediate.guard.changes import ChangeSet
 from remediate.guard.code_rules import CodeRule, added_lines, findings, rules_from
-from remediate.guard.testfiles import TEST_CODE_GLOBS
+from remediate.guard.testfiles import TEST_CODE_GLOBS, is_test_code
 from remediate.secrets import contains_secret
 
 # Never writable, whatever the config says: git internals, CI definitions (a workflow edit with a
@@ -92,6 +92,9 @@ class WritePolicy:
     secret_values: Collection[str] = frozenset()
     code_rules: tuple[CodeRule, ...] = ()
     checks_configured: bool = False  # hooks or quality gates: CHECK_CONFIG is not the change's to edit
+    # With a `python -m` check, the tree's root is first on its import path: the change may not add a module or
+    # package there (an argparse.py would take the tool over). None: no such check; else the root's entries.
+    root_entries: frozenset[str] | None = None
     _protected_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
     _scope_spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
 
@@ -161,6 +164,12 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
             verdict = check_path(path, policy)
             if not verdict.allowed:
                 return verdict
+        top = change.path.split("/")[0]
+        if (policy.root_entries is not None and change.before is None and change.path.endswith(".py")
+                and top not in policy.root_entries):
+            return Verdict.refuse("check_config", f"{change.path}: a new module at the root of the tree would come "
+                                  "first on the import path of a `python -m` check and could take it over",
+                                  change.path)
         for found in findings(policy.code_rules, change.path, change.before, change.after, change.renamed_from):
             if found.rule.severity == "block":
                 return Verdict.refuse("code_rule", found.describe(), change.path)
@@ -179,17 +188,25 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
 _OPERATORS = {";", "&&", "||", "|", "&", "(", ")", "{", "}", "!", "if", "then", "elif", "else", "while", "until",
               "do"}
 _INTERPRETERS = {"sh", "bash", "dash", "zsh", "ksh", "source", ".", "python", "python3", "node", "deno", "bun",
-                 "ruby", "perl", "php", "exec", "env", "time", "nice", "xargs"}
+                 "ruby", "perl", "php", "exec", "env", "time", "nice", "xargs", "timeout", "command", "nohup",
+                 "uv", "run", "poetry", "pipenv", "npx", "pnpm", "yarn", "sudo", "stdbuf", "ionice", "setsid"}
 
 
-def check_scripts(config: Config, tracked: Collection[str] = ()) -> list[str]:
-    """What the hooks' and quality gates' command lines run from the repository, as root-anchored patterns, so the
-    change cannot rewrite its own checks: a program word (`./scripts/check.sh`, `sh scripts/lint`, `python
-    tools/check.py`, inner command lines of `sh -c '…'` too) and its folder (whose siblings it may import or
-    source); a folder `cd` enters; for `python -m name`, the module and what would shadow it from the tree's
-    root (`name.py`, `name/`). Arguments a check is given (`mypy app`, `"$ARCHITECT_FILE_PATH"`) are its
-    targets, not its code."""
+def check_scripts(config: Config, tracked: Collection[str] = (), targets: Collection[str] = ()) -> list[str]:
+    """What the hooks' and quality gates' command lines can run from the repository, as root-anchored patterns,
+    so the change cannot rewrite its own checks. Fail closed: every word that names a tracked file or folder
+    (anywhere on the line: `timeout 300 ./x.sh`, `bash -o pipefail x.sh`, inner `sh -c '…'` lines too) is
+    protected, with a script's folder (whose siblings it may import or source), unless it is or holds what the
+    fix is about (`targets`, the implicated files: `mypy app` must not freeze the fix) or test code; a program
+    word the base does not have yet (`./scripts/new.sh`) too; for `python -m name`, the module and what would
+    shadow it from the tree's root (`name.py`, `name/`)."""
     files = set(tracked)
+    folders = {"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)}
+    fixed = set(targets)
+
+    def about_the_fix(path: str) -> bool:
+        return path in fixed or any(t.startswith(path.rstrip("/") + "/") for t in fixed) or is_test_code(path)
+
     found: set[str] = set()
     pending = [h.command for h in config.hooks.all()] + [g.command for g in config.guardrails.quality_gates]
     while pending:
@@ -200,25 +217,29 @@ def check_scripts(config: Config, tracked: Collection[str] = ()) -> list[str]:
                 program = True
                 continue
             previous = words[i - 1] if i else ""
-            if " " in word.strip() and previous == "-c":
+            module = word[2:] if word.startswith("-m") and len(word) > 2 else word if previous == "-m" else ""
+            if previous == "-c" and " " in word.strip():
                 pending.append(word)  # sh -c 'a && b': its own command line
-            elif previous == "-m" and re.fullmatch(r"[\w.]+", word):
-                top = word.split(".")[0]
-                found.update({f"/{top}.py", f"/{top}/", "/" + word.replace(".", "/") + ".py"})
-            elif previous in ("cd", "pushd"):
-                found.add("/" + _repo_word(word).rstrip("/") + "/")
-            elif program and re.fullmatch(r"[A-Za-z_]\w*=.*", word):
-                continue  # FOO=1 ./run: an assignment, the program comes next
-            elif program and not word.startswith("-"):
-                path = _repo_word(word)
-                if path and (path in files or "/" in word or re.search(r"\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$", path)):
+            elif module and re.fullmatch(r"[\w.]+", module):
+                top, as_path = module.split(".")[0], module.replace(".", "/")
+                found.update({f"/{top}.py", f"/{top}/", f"/{as_path}.py"})
+                # The module wherever an import path (PYTHONPATH=src, a src layout) may find it.
+                for tracked_file in files:
+                    if tracked_file.endswith((f"/{as_path}.py", f"/{as_path}/__main__.py")):
+                        found.update({"/" + tracked_file, "/" + posixpath.dirname(tracked_file) + "/"})
+            elif path := _repo_word(word):
+                if path in files and not about_the_fix(path):
                     found.add("/" + path)
-                    if "/" in path:
+                    if "/" in path and not about_the_fix(posixpath.dirname(path)):
                         found.add("/" + posixpath.dirname(path) + "/")
-                program = posixpath.basename(word) in _INTERPRETERS  # `sh x.sh`: the script is the program
-                continue
+                elif path in folders and not about_the_fix(path):
+                    found.add("/" + path + "/")
+                elif program and not word.startswith("-") and re.search(r"\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$", path):
+                    found.add("/" + path)  # a script the base does not have yet: not the change's to add either
+            if program and re.fullmatch(r"[A-Za-z_]\w*=.*", word):
+                continue  # FOO=1 ./run: an assignment, the program comes next
             if not word.startswith("-"):
-                program = False
+                program = posixpath.basename(word) in _INTERPRETERS
     return sorted(p for p in found if p not in ("/", "//"))
 
 
@@ -232,7 +253,9 @@ def _repo_word(word: str) -> str:
 
 
 def _words(command: str) -> list[str]:
-    """A command line's words, shell operators (`;`, `&&`, `|`, parentheses) apart from them."""
+    """A command line's words, shell operators (`;`, `&&`, `|`, parentheses, newlines) apart from them."""
+    for separator in ("\n", "`", "$("):  # a new line, and command substitutions, start a command
+        command = command.replace(separator, " ; ")
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:
@@ -260,8 +283,11 @@ def policy_for(config: Config, implicated: frozenset[str], secret_values: Collec
     if config.source_path:  # a config the `config` input names elsewhere in the tree is as fixed as the root one
         protected.append("/" + config.source_path)
     checks = bool(config.hooks.all() or guardrails.quality_gates)
-    protected += check_scripts(config, tracked)
+    commands = [h.command for h in config.hooks.all()] + [g.command for g in guardrails.quality_gates]
+    runs_modules = any(re.search(r"(?:^|\s)-m\s*[A-Za-z_]", command) for command in commands)
+    root_entries = frozenset(path.split("/")[0] for path in tracked) if runs_modules else None
+    protected += check_scripts(config, tracked, implicated)
     policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,
                          (*TEST_CODE_GLOBS, *guardrails.extra_scope), secret_values,
-                         rules_from(guardrails.code_rules), checks)
+                         rules_from(guardrails.code_rules), checks, root_entries)
     return policy, warning

@@ -90,7 +90,7 @@ class TestRunner:
             return run
         failing = _failing_files(run, self._base_sources()[0])
         before = self._before(self.workspace.changes, failing if failing is not None else list(run.selected),
-                              "agent: which failures predate the change")
+                              "agent: which failures predate the change", False)
         predating = tuple(n for n in run.failed_tests if before and n in set(before.failed_tests))
         return replace(run, predating=predating)
 
@@ -127,32 +127,38 @@ class TestRunner:
         new_tests = changed_tests(changes)
         before = None
         if new_tests or not run.ok:
-            # Only what the proof needs on the code before the fix: the tests the fix adds or changes, and the
-            # files of the tests that fail after it (whether they failed before too).
-            failing = _failing_files(run, self._base_sources()[0])
-            wanted = [] if failing is None else list(dict.fromkeys([*new_tests, *failing]))  # []: the whole suite
             with self.setup.telemetry.span("regression_proof"):
-                before = self._before(changes, wanted, "regression proof: the new tests and the failures, "
-                                                       "before the fix")
+                before = self._baseline(changes, run, new_tests)
         verified = Verified(run, judge(new_tests, before, run))
         if not run.ok and not run.complete and not verified.blamed:
-            # Stopped early on failures that all predate the fix: the tests not yet run decide.
+            # Stopped early on failures that all predate the fix: the tests not yet run decide, and the failures
+            # only they reach get their own baseline.
             run = self.run(complete=True, purpose="complete: the failures seen all predate the fix")
-            failing = _failing_files(run, self._base_sources()[0])
-            if wanted and (failing is None or set(failing) - set(wanted)):
-                # Failures the first run never reached need their own baseline before the fix.
-                wanted = [] if failing is None else list(dict.fromkeys([*wanted, *failing]))
-                with self.setup.telemetry.span("regression_proof"):
-                    before = self._before(changes, wanted, "regression proof: the failures the complete run "
-                                                           "found, before the fix")
+            with self.setup.telemetry.span("regression_proof"):
+                before = self._baseline(changes, run, new_tests)
             verified = Verified(run, judge(new_tests, before, run))
         return verified
 
-    def _before(self, changes: ChangeSet, selected: list[str], purpose: str) -> TestRun | None:
-        """The given tests (the fix's test files carried over, with the test code they need) on the code before
-        the fix. None when none of them exists there."""
+    def _baseline(self, changes: ChangeSet, run: TestRun, new_tests: tuple[str, ...]) -> TestRun | None:
+        """What the proof needs on the code before the fix, and nothing more: the tests the fix adds or changes
+        (with the test code they need), where they must fail; and, apart, the files of the tests that fail after
+        the fix on the plain code before it, without any of the change's test code (so a new test cannot make
+        an old one fail there and pass a regression off as pre-existing). The two in one result."""
+        proof = self._before(changes, list(new_tests), "regression proof: the new tests, before the fix",
+                             True) if new_tests else None
+        if run.ok:
+            return proof
+        failing = _failing_files(run, self._base_sources()[0])
+        base = self._before(changes, [] if failing is None else failing,  # []: the whole suite
+                            "baseline: the failing tests' files on the code before the fix", False)
+        return _merged(proof, base, new_tests)
+
+    def _before(self, changes: ChangeSet, selected: list[str], purpose: str, with_test_code: bool) -> TestRun | None:
+        """The given tests on the code before the fix (with the fix's test code carried over, or not). None when
+        none of them exists there."""
         overlay = self.workspace.overlay(before=True)
-        overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
+        if with_test_code:
+            overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
         # Files, or single tests by node id (tests/x.py::test_y) whose file exists before the fix.
         present = [p for p in selected if self._exists(p.split("::", 1)[0], overlay)]
         if selected and not present:
@@ -242,4 +248,19 @@ def _failing_files(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | Non
     if any(path is None for path in found.values()):
         return None
     return list(dict.fromkeys(path for path in found.values() if path is not None))
+
+
+def _merged(proof: TestRun | None, base: TestRun | None, new_tests: tuple[str, ...]) -> TestRun | None:
+    """The proof's run and the baseline's as one `before`: the new tests' results from the proof only (the
+    baseline has the old version of a changed test file, if any), every other failure from the baseline."""
+    if base is None or proof is None:
+        if base is None:
+            return proof
+        kept = tuple(f for f in base.failures if not any(in_file(f.name, t) for t in new_tests))
+        return replace(base, failures=kept, failed_tests=tuple(f.name for f in kept)) if new_tests else base
+    old = [n for n in base.failed_tests if not any(in_file(n, t) for t in new_tests)]
+    return replace(proof, selected=tuple(dict.fromkeys([*proof.selected, *base.selected])),
+                   failures=(*proof.failures, *(f for f in base.failures if f.name in set(old))),
+                   failed_tests=(*proof.failed_tests, *old), failed=proof.failed + len(old),
+                   status="failed" if proof.failed_tests or old else proof.status)
 

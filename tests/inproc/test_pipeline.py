@@ -251,4 +251,36 @@ def test_failures_only_the_complete_run_reaches_get_their_own_baseline(tmp_path)
     report, _, _, _ = case.run(scenarios.good_fix())
     assert (report["outcome"], report["reason"]) == ("fixed", "tests_pass_except_pre_existing_failures")
     assert "tests.test_pre_b::test_old_b" in report["tests"]["regression_proof"]["pre_existing_failures"]
-    assert [r["purpose"].split(":")[0] for r in report["test_runs"]][-2:] == ["complete", "regression proof"]
+    purposes = [r["purpose"].split(":")[0] for r in report["test_runs"]]
+    after_complete = report["test_runs"][purposes.index("complete") + 1:]
+    [baseline] = [r for r in after_complete if r["purpose"].startswith("baseline")]
+    assert "tests/test_pre_b.py" in baseline["tests"] and not baseline["reused"]
+
+
+SABOTEUR = '''import pathlib
+
+from app.users import service
+
+if "deque(maxlen" not in pathlib.Path(service.__file__).read_text():
+    # Before the fix only: break what the wrong fix breaks, so its failure would look pre-existing.
+    def broken(self, limit=10):
+        raise TypeError("sequence index must be integer, not 'slice'")
+    service.UserService.recent_updates = broken
+
+
+def test_bounded():
+    assert "deque(maxlen" in pathlib.Path(service.__file__).read_text()
+'''
+
+
+def test_the_change_s_test_code_cannot_pass_a_regression_off_as_pre_existing(tmp_path):
+    # tests/__init__.py is test code every old test imports: changed, it could break them before the fix only.
+    script = [{"tool_calls": scenarios.BOUND_THE_LOG},  # the wrong fix: recent_updates now slices a deque
+              {"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/__init__.py",
+                                                                   "content": SABOTEUR}}]},
+              {"tool_calls": [{"name": "finish", "arguments": {"summary": "Bounded the audit log."}}]}]
+    report, _, _, _ = Case(tmp_path).run(script)
+    assert (report["outcome"], report["reason"]) == ("escalated", "tests_failed"), report["detail"]
+    assert report["tests"]["regression_proof"]["pre_existing_failures"] == []
+    [baseline] = [r for r in report["test_runs"] if r["purpose"].startswith("baseline")]
+    assert baseline["status"] == "passed"  # the plain code before the fix, without the change's test code

@@ -95,12 +95,21 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     # What a check is given to look at is its target, not its code: the fix must stay possible.
     ("ruff check app/totals.py", []), ("mypy app", []), ('ruff format "$ARCHITECT_FILE_PATH"', []),
     ("sh ../outside.sh", []),
+    # Found in review: newlines, wrappers, options with values, -mX, a script anywhere on the line.
+    ("set -e\n./scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
+    ("timeout 300 ./scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
+    ("bash -o pipefail scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
+    ("xargs -n 1 ./bin/run < list", ["/bin/", "/bin/run"]),
+    ("python -mtools.lint", ["/tools.py", "/tools/", "/tools/lint.py"]),
+    ("ruff check scripts", ["/scripts/"]),  # a folder that holds nothing of the fix
+    ("echo `./scripts/check.sh`", ["/scripts/", "/scripts/check.sh"]),
+    ("PYTHONPATH=src python -m lint", ["/lint.py", "/lint/", "/src/", "/src/lint.py", "/tools/", "/tools/lint.py"]),
 ])
 def test_what_a_check_runs_from_the_repository_is_protected_and_what_it_checks_is_not(command, protected):
     config = Config(guardrails={"quality_gates": [QualityGateConfig(name="g", command=command)]})
-    tracked = ["scripts/fmt.sh", "scripts/lint", "scripts/check.sh", "tools/lint.py", "ci/gate.sh", "bin/run",
-               "app/totals.py"]
-    assert check_scripts(config, tracked) == protected
+    tracked = ["scripts/fmt.sh", "scripts/lint", "scripts/check.sh", "scripts/guard.sh", "tools/lint.py",
+               "ci/gate.sh", "bin/run", "app/totals.py", "src/lint.py"]
+    assert check_scripts(config, tracked, {"app/totals.py"}) == protected
 
 
 def test_with_checks_configured_the_tools_configs_and_their_shadows_are_not_writable():
@@ -112,6 +121,17 @@ def test_with_checks_configured_the_tools_configs_and_their_shadows_are_not_writ
     for path, rule in cases:
         verdict = check_change_set(_change(path, "a\n", "b\n"), policy)
         assert (verdict.allowed, verdict.rule) == (False, rule), path
+
+
+def test_with_a_python_m_check_no_module_may_be_added_at_the_root():
+    config = Config(guardrails={"edit_scope": "repo",
+                                "quality_gates": [QualityGateConfig(name="t", command="python -m pytest -q")]})
+    policy, _ = policy_for(config, frozenset(), frozenset(), ["app/svc.py", "setup.py"])
+    for path in ("argparse.py", "pluggy/__init__.py"):
+        verdict = check_change_set(_change(path, None, "x = 1\n"), policy)
+        assert (verdict.allowed, verdict.rule) == (False, "check_config"), path
+    assert check_change_set(_change("app/new.py", None, "x = 1\n"), policy).allowed
+    assert check_change_set(_change("setup.py", "a = 1\n", "a = 2\n"), policy).allowed
 
 
 def test_without_hooks_or_gates_the_tools_configs_are_ordinary_files():
