@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from peers import scenarios
+from peers.harness import make_sample_repo
 from peers.http_receiver import Receiver
 
 UNFORMATTED_READER = scenarios._edit("        return self._audit_log[-limit:]",
@@ -149,15 +150,16 @@ urllib.request.urlopen(request, timeout=10)
 
 
 @pytest.mark.entrypoint
-def test_an_async_session_end_hook_posts_to_a_webhook_before_the_action_exits(remediate):
+def test_an_async_session_end_hook_posts_to_a_webhook_before_the_action_exits(remediate, tmp_path):
     receiver = Receiver().start()
+    trace_file = tmp_path / "traces.jsonl"
     try:
         out = remediate(scenarios.good_fix(), env={"NOTIFY_URL": receiver.url("/notify")},
                         extra_files={"scripts/notify.py": NOTIFIER}, config_extra=_hooks("""
             session_end:
               - {name: notify, async: true, timeout: 30, env: [NOTIFY_URL],
                  command: "sleep 1; python scripts/notify.py"}
-        """))
+        """) + f"telemetry: {{enabled: true, exporter: json-file, trace_file: {trace_file}}}\n")
     finally:
         receiver.stop()
     run = out.run
@@ -170,40 +172,64 @@ def test_an_async_session_end_hook_posts_to_a_webhook_before_the_action_exits(re
         assert secret not in seen  # a hook gets what its env: names, nothing else of ours
     [notify] = [c for c in run.report["checks"] if c["name"] == "notify"]
     assert notify["async"] and notify["decision"] == "allow" and notify["event"] == "session_end"
+    # Its span is in the run's trace, under the root, though it ran in its own thread.
+    spans = {s["name"]: s for s in map(json.loads, trace_file.read_text().splitlines())}
+    hook, root = spans["execute_hook notify"], spans["invoke_agent remediate"]
+    assert hook["context"]["trace_id"] == root["context"]["trace_id"] and hook["parent_id"] is not None
+    assert hook["attributes"]["remediate.hook.event"] == "session_end" and hook["attributes"]["remediate.hook.async"]
 
 
-def test_the_architect_example_with_every_architect_section_loads_and_names_what_it_ignores(remediate, mcp):
-    config = scenarios.config_yaml(mcp.url) + textwrap.dedent("""\
-        language: en
-        agents: {build: {max_steps: 40}}
-        logging: {level: human, verbose: 1}
-        workspace: {root: ., allow_delete: false}
-        indexer: {enabled: true}
-        context: {max_context_tokens: 80000}
-        evaluation: {mode: off}
-        commands: {enabled: true, safe_commands: [ls]}
-        llm_cache: {enabled: false}
-        memory: {enabled: false}
-        skills: {auto_discover: true}
-        sessions: {auto_save: true}
-        ralph: {max_iterations: 3}
-        parallel: {workers: 2}
-        checkpoints: {enabled: false}
-        auto_review: {enabled: false}
-        health: {enabled: false}
-        telemetry: {enabled: false, exporter: otlp, endpoint: "http://otel-collector:4317"}
-    """)
-    config = config.replace("  max_files_modified: 3\n", "  max_files_modified: 3\n  enabled: true\n"
-                            "  sensitive_files: [\"config/production.*\"]\n  require_test_after_edit: true\n"
-                            "  max_commands_executed: 5\n")
-    out = remediate(scenarios.good_fix(), config=config)
+DESIGN_EXAMPLE = """llm: {model: openai/gpt-4.1, api_key_env: OPENAI_API_KEY}
+mcp:
+  servers:
+    - name: datadog
+      url: MCP_URL
+      auth: {type: bearer, token_env: INCIDENT_MCP_TOKEN}
+guardrails:
+  max_files_modified: 3
+  protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
+  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
+costs: {budget_usd: 1.00}
+telemetry: {enabled: true, exporter: otlp, endpoint: http://otel-collector:4317}
+"""
+EVERY_OTHER_SECTION = """language: en
+agents: {build: {max_steps: 40}}
+logging: {level: human, verbose: 1}
+workspace: {root: ., allow_delete: false}
+indexer: {enabled: true}
+context: {max_context_tokens: 80000}
+evaluation: {mode: "off"}
+commands: {enabled: true, safe_commands: [ls]}
+llm_cache: {enabled: false}
+memory: {enabled: false}
+skills: {auto_discover: true}
+sessions: {auto_save: true}
+ralph: {max_iterations: 3}
+parallel: {workers: 2}
+checkpoints: {enabled: false}
+auto_review: {enabled: false}
+health: {enabled: false}
+"""
+
+
+def test_the_architect_example_with_every_architect_section_loads_and_names_what_it_ignores(remediate, mcp,
+                                                                                             tmp_path):
+    # DESIGN.md's .architect.yaml as it is (its collector does not exist here: the flush is bounded), with
+    # architect's other sections and guardrail keys added.
+    keys = ('  enabled: true\n  sensitive_files: ["config/production.*"]\n  require_test_after_edit: true\n'
+            "  max_commands_executed: 5\n")
+    config = DESIGN_EXAMPLE.replace("MCP_URL", mcp.url).replace(
+        "  max_files_modified: 3\n", "  max_files_modified: 3\n" + keys) + EVERY_OTHER_SECTION
+    repo = make_sample_repo(tmp_path / "architect", None, {".architect.yaml": config})
+    out = remediate(scenarios.good_fix(), repo=repo)
     run = out.run
     assert run.report["outcome"] == "fixed", run.stdout[-3000:]
+    assert run.report["config_source"] == ".architect.yaml"
     ignored = {entry["key"].split(" ")[0] for entry in run.report["ignored_config"]}
     assert ignored == {"language", "agents", "logging", "workspace", "indexer", "context", "evaluation", "commands",
                        "llm_cache", "memory", "skills", "sessions", "ralph", "parallel", "checkpoints",
                        "auto_review", "health"}
-    assert all(".remediate.yaml line" in entry["key"] and entry["why"] for entry in run.report["ignored_config"])
+    assert all(".architect.yaml line" in entry["key"] and entry["why"] for entry in run.report["ignored_config"])
     logged = [line for line in run.stdout.splitlines() if "is loaded but ignored" in line]
     assert len(logged) == len(ignored)  # once each
     assert "Configuration loaded but not acted on" in run.summary
