@@ -18,7 +18,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pathspec
 from opentelemetry import trace
 
 from remediate.actions import Runner
@@ -26,7 +25,6 @@ from remediate.agent.budget import price_of
 from remediate.agent.llm import ChatModel, OpenAIChat
 from remediate.agent.loop import Agent
 from remediate.agent.tools import Toolbox
-from remediate.checks.gates import Gates
 from remediate.checks.hooks import Hooks
 from remediate.config import Config, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
 from remediate.context.pack import scope_note
@@ -38,7 +36,7 @@ from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
 from remediate.gitops import Git, workspace_drift
 from remediate.guard.changes import ChangeSet
-from remediate.guard.guardrails import WritePolicy, policy_for
+from remediate.guard.guardrails import policy_for
 from remediate.guard.sandbox import Sandbox, for_setup
 from remediate.guard.workspace import Workspace
 from remediate.incident import payload as incident_payload
@@ -197,34 +195,24 @@ class Run:
             self.report.sandbox = sandbox.isolation()
             for missing in self.report.sandbox["missing"]:
                 self.runner.warning(f"sandbox: {missing}")
-            # Its workspace becomes the run's once the write policy is known; until then no hook may change files.
-            hooks = Hooks(setup.config.hooks, sandbox, Workspace(setup.repo, WritePolicy()), setup.redact,
-                          setup.telemetry, setup.environ, setup.incident.id)
+            hooks = Hooks.for_setup(setup, sandbox)
             self.report.checks = hooks.records  # gates record there too: one list, in the order things ran
             try:
                 self._remediate_in(setup, sandbox, hooks)
             except Stop as stop:
-                self._session_end(hooks, str(stop.outcome), str(stop.reason), stop.detail)
+                hooks.session_end(self._ending(str(stop.outcome), str(stop.reason), stop.detail))
                 raise
             except Exception as exc:
-                self._session_end(hooks, str(Outcome.ERROR), str(Reason.INTERNAL_ERROR), type(exc).__name__)
+                hooks.session_end(self._ending(str(Outcome.ERROR), str(Reason.INTERNAL_ERROR), type(exc).__name__))
                 raise
             else:
-                self._session_end(hooks, str(self.report.outcome), str(self.report.reason), self.report.detail)
+                hooks.session_end(self._ending(str(self.report.outcome), str(self.report.reason), self.report.detail))
 
-    def _session_end(self, hooks: Hooks, outcome: str, reason: str, detail: str) -> None:
-        """session_end (and on_error for an error) hooks, then every async hook awaited: before the sandbox and the
-        process end, so a notifier gets to notify."""
+    def _ending(self, outcome: str, reason: str, detail: str) -> dict[str, object]:
+        """How the run ends, for the session_end (and on_error) hooks."""
         report = self.report
-        context = {"outcome": outcome, "reason": reason, "detail": self.redact(detail)[:1000],
-                   "pr_url": report.pr.url if report.pr else "", "cost_usd": report.cost_usd,
-                   "trace_id": report.trace_id}
-        try:
-            if outcome == str(Outcome.ERROR):
-                hooks.fire("on_error", context)
-            hooks.fire("session_end", context)
-        finally:
-            hooks.wait()
+        return {"outcome": outcome, "reason": reason, "detail": self.redact(detail)[:1000],
+                "pr_url": report.pr.url if report.pr else "", "cost_usd": report.cost_usd, "trace_id": report.trace_id}
 
     def _remediate_in(self, setup: Setup, sandbox: Sandbox, hooks: Hooks) -> None:
         config, report = setup.config, self.report
@@ -251,15 +239,7 @@ class Run:
             hooks.workspace = workspace
             tests = TestRunner(setup, workspace, sandbox, report.warnings)
             report.test_runs = tests.runs  # the same list: runs are added as they happen
-            guardrails = config.guardrails
-            gates = Gates(guardrails.quality_gates, sandbox, workspace, setup.redact, setup.telemetry, setup.environ,
-                          hooks.records)
-            toolbox = Toolbox(workspace, setup.redact, tests.for_agent, setup.git, hub, guardrails.allowed_commands,
-                              guardrails.blocked_commands, sandbox, guardrails.max_refusals, telemetry=setup.telemetry,
-                              hooks=hooks if config.hooks.all() else None, gates=gates,
-                              max_commands=guardrails.max_commands_executed,
-                              unreadable=pathspec.GitIgnoreSpec.from_lines(guardrails.sensitive_files)
-                              if guardrails.sensitive_files else None)
+            toolbox = Toolbox.for_run(setup, workspace, tests.for_agent, hub, sandbox, hooks)
             api_key = setup.environ.get(config.llm.api_key_env) or ""
             model = self.edges.chat(config.llm, api_key, config.llm.base_url or setup.environ.get("OPENAI_BASE_URL"))
             agent = Agent.for_config(config, model, toolbox, price, setup.telemetry)

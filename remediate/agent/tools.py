@@ -27,6 +27,7 @@ from remediate.mcp.client import McpError, McpHub
 from remediate.mcp.content import function_description, function_parameters
 from remediate.outcome import Reason, Stop
 from remediate.records import GuardrailEvent, TestRun
+from remediate.run import Setup
 from remediate.secrets import Redactor, contains_secret
 
 MAX_READ_LINES = 400
@@ -118,6 +119,20 @@ class Toolbox:
     max_commands: int | None = None  # architect's guardrails.max_commands_executed
     commands_run: int = 0
     unreadable: pathspec.PathSpec | None = None  # guardrails.sensitive_files: as SECRET_FILES
+
+    @classmethod
+    def for_run(cls, setup: Setup, workspace: Workspace, run_tests: Callable[[list[str] | None], TestRun],
+                hub: McpHub, sandbox: Sandbox, hooks: Hooks) -> Toolbox:
+        """The tools as the config sets them: commands, refusal limit, hooks, gates, sensitive files."""
+        guardrails = setup.config.guardrails
+        gates = Gates(guardrails.quality_gates, sandbox, workspace, setup.redact, setup.telemetry, setup.environ,
+                      hooks.records)
+        return cls(workspace, setup.redact, run_tests, setup.git, hub, guardrails.allowed_commands,
+                   guardrails.blocked_commands, sandbox, guardrails.max_refusals, telemetry=setup.telemetry,
+                   hooks=hooks if setup.config.hooks.all() else None, gates=gates,
+                   max_commands=guardrails.max_commands_executed,
+                   unreadable=pathspec.GitIgnoreSpec.from_lines(guardrails.sensitive_files)
+                   if guardrails.sensitive_files else None)
 
     def schemas(self) -> list[dict[str, Any]]:
         tools = list(BUILTIN_TOOLS)

@@ -16,10 +16,11 @@ from opentelemetry import context as otel_context
 
 from remediate.checks.shell import ShellRun, bounded, passed_through, run_shell
 from remediate.config import PRE_EVENTS, HookConfig, HooksConfig
-from remediate.guard.guardrails import Verdict
+from remediate.guard.guardrails import Verdict, WritePolicy
 from remediate.guard.sandbox import Sandbox
 from remediate.guard.workspace import Workspace
 from remediate.records import CheckRun
+from remediate.run import Setup
 from remediate.secrets import Redactor
 from remediate.telemetry import Telemetry
 
@@ -65,8 +66,22 @@ class Hooks:
     _background: list[tuple[threading.Thread, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def any(self, event: str) -> bool:
-        return bool(self.config.for_event(event))
+    @classmethod
+    def for_setup(cls, setup: Setup, sandbox: Sandbox) -> Hooks:
+        """The run's hooks. Their workspace becomes the run's once the write policy is known; until then it is
+        an empty one, and no hook's change is taken."""
+        return cls(setup.config.hooks, sandbox, Workspace(setup.repo, WritePolicy()), setup.redact,
+                   setup.telemetry, setup.environ, setup.incident.id)
+
+    def session_end(self, ending: Mapping[str, Any]) -> None:
+        """session_end (and on_error, for a run that ends in error) hooks, then every async hook awaited: before
+        the sandbox and the process end, so a notifier gets to notify."""
+        try:
+            if ending.get("outcome") == "error":
+                self.fire("on_error", ending)
+            self.fire("session_end", ending)
+        finally:
+            self.wait()
 
     def fire(self, event: str, context: Mapping[str, Any], payload: Mapping[str, Any] | None = None) -> HookResult:
         """Run the event's hooks that match, in order; the first block ends the event. `context` becomes the
