@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,30 @@ def imported_modules(path: str, source: str) -> frozenset[str]:
     return frozenset(with_parents)
 
 
+@functools.lru_cache(maxsize=8192)
+def string_constants(path: str, source: str) -> frozenset[str]:
+    """The string literals of `source`: how a test names a file or module it runs in a subprocess."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    return frozenset(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 500)
+
+
+def runs_in_subprocess(strings: frozenset[str], path: str) -> bool:
+    """Whether string literals name `path` as something to run: the path itself (`python tabulate/__init__.py`),
+    or its module after `-m` (`python -m tabulate`, or `"-m", "tabulate"` in an argv)."""
+    if not path.endswith(".py"):
+        return False
+    if any(path in text for text in strings):
+        return True
+    modules = module_names(path)
+    if "-m" in strings and modules & strings:
+        return True
+    return any(re.search(rf"-m\s+{re.escape(name)}(?![\w.])", text) for text in strings for name in modules)
+
+
 @dataclass(frozen=True)
 class Selection:
     tests: tuple[str, ...]
@@ -94,6 +119,8 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
             continue
         if path in reached:
             reason[path] = "changed" if reached[path] == path else f"imports {reached[path]}"
+        elif ran := next((c for c in changed if runs_in_subprocess(string_constants(path, sources[path]), c)), None):
+            reason[path] = f"runs {ran} (names it in a string, as a subprocess command does)"
         else:
             folder = posixpath.dirname(path)
             for conftest_dir in conftest_dirs:

@@ -60,3 +60,20 @@ def test_the_test_map_covers_what_imports_cannot_see():
     reason = selection.reason["tests/web/test_render.py"]
     assert reason == "tests.map: app/templates/** matches app/templates/profile.html"
     assert select_affected_tests(SOURCES, ["config/prod.yaml"], test_map, files).tests == ("tests/test_config.py",)
+
+
+def test_a_test_that_runs_a_changed_file_or_module_in_a_subprocess_is_selected():
+    from remediate.verify.selection import select_affected_tests
+
+    sources = {
+        "tabulate/__init__.py": "def tabulate(rows):\n    return str(rows)\n",
+        "test/test_cli.py": "import subprocess, sys\n\n\ndef test_cli():\n"
+                            "    subprocess.run([sys.executable, 'tabulate/__init__.py', '--help'], check=True)\n",
+        "test/test_module.py": "import subprocess, sys\n\n\ndef test_m():\n"
+                               "    subprocess.run([sys.executable, '-m', 'tabulate'], check=True)\n",
+        "test/test_shell.py": "import os\n\n\ndef test_shell():\n    os.system('python -m tabulate -h')\n",
+        "test/test_other.py": "def test_other():\n    assert 'tabulated' != 'x'\n",
+    }
+    selection = select_affected_tests(sources, ["tabulate/__init__.py"])
+    assert set(selection.tests) == {"test/test_cli.py", "test/test_module.py", "test/test_shell.py"}
+    assert selection.reason["test/test_cli.py"].startswith("runs tabulate/__init__.py")
