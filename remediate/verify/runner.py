@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -25,7 +26,7 @@ from remediate.run import Setup
 from remediate.verify.coverage_map import CoverageMap
 from remediate.verify.execute import run_tests
 from remediate.verify.regression import blamed_failures, changed_test_code, changed_tests, in_file, judge
-from remediate.verify.selection import select_with_coverage
+from remediate.verify.selection import collected, pytest_testpaths, select_with_coverage
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class TestRunner:
     runs: list[dict[str, object]] = field(default_factory=list)
     # Results by tree content and tests: a run on a tree already tested is not repeated.
     _done: dict[str, TestRun] = field(default_factory=dict)
+    _collect_roots: tuple[tuple[str, ...] | None] | None = None  # pytest's testpaths, read once
 
     def __post_init__(self) -> None:
         self.coverage = self._load_coverage_map()  # read before the model acts
@@ -110,6 +112,17 @@ class TestRunner:
             selection = select_with_coverage(self.coverage, base, sources, self.workspace.changes.files_touched,
                                              config.map, tracked)
             paths, reason = list(selection.tests), dict(selection.reason)
+            if config.command[-2:] == ["-m", "pytest"] or posixpath.basename(config.command[0]) == "pytest":
+                # The fix's own tests and what tests.map names run wherever they are.
+                kept = [p for p in paths if reason.get(p, "") == "changed" or reason.get(p, "").startswith("tests.map")]
+                paths, outside = collected(paths, self._testpaths())
+                paths += [p for p in kept if p not in paths]
+                outside = [p for p in outside if p not in kept]
+                for path in outside:
+                    reason.pop(path, None)
+                if outside:
+                    reason["(not collected)"] = (f"left out, outside pytest's testpaths: {', '.join(outside[:5])}"
+                                                 + (f" and {len(outside) - 5} more" if len(outside) > 5 else ""))
             if not paths and config.when_none_selected == "escalate":
                 return TestRun(tuple(config.command), (), "no_tests",
                                output_tail="no test exercises the change (tests.when_none_selected: escalate)")
@@ -217,6 +230,11 @@ class TestRunner:
         except (OSError, ValueError) as exc:
             self.warnings.append(f"tests.coverage_map {path_text}: {exc}; selecting by imports only")
             return None
+
+    def _testpaths(self) -> tuple[str, ...] | None:
+        if self._collect_roots is None:
+            self._collect_roots = (pytest_testpaths(self.setup.git.base_file),)
+        return self._collect_roots[0]
 
     def _base_sources(self) -> tuple[list[str], dict[str, str]]:
         """Tracked files and their Python sources before the run: read once, they do not change."""

@@ -6,7 +6,7 @@ import ast
 import functools
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pathspec
@@ -165,3 +165,42 @@ def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str]
         if test.split("::")[0] not in reason:  # a whole file already runs every test in it
             reason[test] = why
     return Selection(tuple(sorted(reason)), reason)
+
+
+def pytest_testpaths(read: Callable[[str], str | None]) -> tuple[str, ...] | None:
+    """pytest's `testpaths`, from the first config file pytest would use (pytest.ini, pyproject.toml, tox.ini,
+    setup.cfg at the root, as the base commit has them); None when none sets it."""
+    import configparser
+    import tomllib
+
+    for name, section in (("pytest.ini", "pytest"), ("pyproject.toml", None), ("tox.ini", "pytest"),
+                          ("setup.cfg", "tool:pytest")):
+        text = read(name)
+        if text is None:
+            continue
+        try:
+            if section is None:
+                options = tomllib.loads(text).get("tool", {}).get("pytest", {}).get("ini_options")
+                if options is None:
+                    continue
+                value = options.get("testpaths")
+                return tuple(value.split() if isinstance(value, str) else value) if value else None
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read_string(text)
+        except (tomllib.TOMLDecodeError, configparser.Error, AttributeError, TypeError):
+            continue
+        if parser.has_section(section):
+            value = parser.get(section, "testpaths", fallback="")
+            return tuple(value.split()) or None
+    return None
+
+
+def collected(tests: Sequence[str], testpaths: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The selected tests pytest collects by its own `testpaths`, and those it does not (a benchmarks/ folder):
+    given on the command line, pytest would run them anyway, so they are left out."""
+    if not testpaths:
+        return list(tests), []
+    roots = [posixpath.normpath(t).rstrip("/") for t in testpaths]
+    inside = [t for t in tests if any(t.split("::")[0] == r or t.startswith(r + "/") for r in roots)]
+    return inside, [t for t in tests if t not in inside]
+

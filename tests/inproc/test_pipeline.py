@@ -284,3 +284,11 @@ def test_the_change_s_test_code_cannot_pass_a_regression_off_as_pre_existing(tmp
     assert report["tests"]["regression_proof"]["pre_existing_failures"] == []
     [baseline] = [r for r in report["test_runs"] if r["purpose"].startswith("baseline")]
     assert baseline["status"] == "passed"  # the plain code before the fix, without the change's test code
+
+
+def test_a_benchmark_outside_pytest_s_testpaths_is_not_selected_though_it_imports_the_change(tmp_path):
+    bench = "from app.users.service import UserService\n\n\ndef test_speed():\n    assert False, 'a benchmark'\n"
+    report, _, _, _ = Case(tmp_path, extra_files={"benchmarks/test_speed.py": bench}).run(scenarios.good_fix())
+    assert report["outcome"] == "fixed"  # the sample's pyproject says testpaths = ["tests"]
+    assert "benchmarks/test_speed.py" not in report["tests"]["selected"]
+    assert "benchmarks/test_speed.py" in report["tests"]["selection_reason"]["(not collected)"]

@@ -1,3 +1,5 @@
+import pytest
+
 from remediate.verify.selection import imported_modules, module_names, select_affected_tests
 
 SOURCES = {
@@ -77,3 +79,27 @@ def test_a_test_that_runs_a_changed_file_or_module_in_a_subprocess_is_selected()
     selection = select_affected_tests(sources, ["tabulate/__init__.py"])
     assert set(selection.tests) == {"test/test_cli.py", "test/test_module.py", "test/test_shell.py"}
     assert selection.reason["test/test_cli.py"].startswith("runs tabulate/__init__.py")
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'}, ("tests",)),
+    ({"pytest.ini": "[pytest]\ntestpaths = tests integration\n", "pyproject.toml": "[tool.other]\n"},
+     ("tests", "integration")),
+    ({"setup.cfg": "[tool:pytest]\ntestpaths =\n    tests\n"}, ("tests",)),
+    ({"tox.ini": "[tox]\nenvlist = py311\n"}, None),
+    ({"pyproject.toml": "not toml ["}, None),
+    ({}, None),
+])
+def test_pytest_s_own_testpaths_are_read_as_pytest_would(files, expected):
+    from remediate.verify.selection import pytest_testpaths
+
+    assert pytest_testpaths(files.get) == expected
+
+
+def test_tests_outside_testpaths_are_left_out_since_pytest_would_run_them_if_named():
+    from remediate.verify.selection import collected
+
+    inside, outside = collected(["tests/test_a.py", "benchmarks/test_speed.py", "tests/unit/test_b.py::test_x"],
+                                ("tests",))
+    assert inside == ["tests/test_a.py", "tests/unit/test_b.py::test_x"] and outside == ["benchmarks/test_speed.py"]
+    assert collected(["benchmarks/test_speed.py"], None) == (["benchmarks/test_speed.py"], [])
