@@ -60,6 +60,147 @@ def imported_modules(path: str, source: str) -> frozenset[str]:
     return frozenset(with_parents)
 
 
+ALL: frozenset[str] = frozenset({"*"})  # every name of a module (what cannot be narrowed)
+
+
+def changed_names(before: str | None, after: str | None) -> frozenset[str]:
+    """The top-level functions and classes a change to a module touches; ALL when anything else at the top level
+    changed (module code, imports, assignments), or when either side does not parse."""
+    try:
+        old, new = ast.parse(before or ""), ast.parse(after or "")
+    except (SyntaxError, ValueError):
+        return ALL
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+    def split(tree: ast.Module) -> tuple[dict[str, str], list[str]]:
+        named = {n.name: ast.dump(n) for n in tree.body if isinstance(n, defs)}
+        rest = [ast.dump(n) for n in tree.body if not isinstance(n, defs)]
+        return named, rest
+
+    (old_defs, old_rest), (new_defs, new_rest) = split(old), split(new)
+    if old_rest != new_rest:
+        return ALL
+    return frozenset(n for n in set(old_defs) | set(new_defs) if old_defs.get(n) != new_defs.get(n))
+
+
+@dataclass(frozen=True)
+class _Uses:
+    """How a module uses another: the names it takes from it (`from m import a as b`: {b: a}), whether it takes
+    all of them (`*`), and whether it holds the module itself (then every name, or the attributes it reads)."""
+    bindings: tuple[tuple[str, str], ...] = ()
+    star: bool = False
+    whole: bool = False
+    attributes: frozenset[str] | None = None  # with `whole`: the attributes read of it; None: it escapes
+    below: bool = False  # it only imports a module below this one, which runs this one's code
+
+
+@functools.lru_cache(maxsize=8192)
+def _uses(path: str, source: str, module: str) -> _Uses:
+    """How `source` uses `module` (one of the names the changed file imports as)."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return _Uses(whole=True)
+    package = posixpath.dirname(path).replace("/", ".")
+    bindings: list[tuple[str, str]] = []
+    star = whole = False
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == module or alias.name.startswith(module + "."):
+                    whole = True
+                    aliases.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".") if package else []
+                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                if base == module:
+                    if alias.name == "*":
+                        star = True
+                    else:
+                        bindings.append((alias.asname or alias.name, alias.name))
+                elif f"{base}.{alias.name}" == module:  # from pkg import mod: the module itself
+                    whole = True
+                    aliases.add(alias.asname or alias.name)
+                elif module.startswith(f"{base}.{alias.name}.") or (base and module.startswith(base + ".")
+                                                                    and alias.name == "*"):
+                    whole = True  # a parent of it, or everything of a parent: cannot be narrowed
+    if not (bindings or star or whole):
+        # It imports something below the module (importing a.b.c runs a/b/__init__.py): it depends on the
+        # module's code running, not on its names.
+        return _Uses(below=True)
+    attributes: set[str] | None = set()
+    if whole:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                attributes.add(node.attr)  # type: ignore[union-attr]
+        loads = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in aliases)
+        reads = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                    and n.value.id in aliases)
+        if loads != reads or not aliases or not attributes:
+            attributes = None  # passed around, never read by attribute, or imported in a way we cannot follow
+    return _Uses(tuple(bindings), star, whole, frozenset(attributes) if attributes is not None else None)
+
+
+def _is_reexporter(path: str, source: str) -> bool:
+    """A module that only imports and lists names (`__init__.py` of a package that re-exports its modules)."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and all(
+                isinstance(t, ast.Name) and t.id == "__all__"
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            continue
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8192)
+def _dependents(path: str, source: str, bound: frozenset[str]) -> frozenset[str]:
+    """The top-level functions and classes of a module whose code uses any of `bound` (names it imported that
+    changed), and those that use them, and so on; ALL when its module-level code uses them."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return ALL
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    uses = {n.name: {m.id for m in ast.walk(n) if isinstance(m, ast.Name)} for n in tree.body if isinstance(n, defs)}
+    module_level = {m.id for n in tree.body if not isinstance(n, (*defs, ast.Import, ast.ImportFrom))
+                    for m in ast.walk(n) if isinstance(m, ast.Name)}
+    touched, grown = set(bound), True
+    while grown:
+        grown = False
+        for name, used in uses.items():
+            if name not in touched and used & touched:
+                touched.add(name)
+                grown = True
+    if module_level & touched:
+        return ALL
+    return frozenset(touched - bound) | frozenset(n for n in bound if n in uses)
+
+
+def _passed_on(uses: _Uses, names: frozenset[str]) -> frozenset[str]:
+    """The names of the using module that carry a change to `names` of the used one (empty: none do)."""
+    if names == ALL:
+        return ALL  # everything of it may have changed: so may everything of what uses it
+    if uses.whole and (uses.attributes is None or uses.attributes & names):
+        return ALL
+    found = {bound for bound, original in uses.bindings if original in names}
+    if uses.star:
+        found |= names
+    return frozenset(found)
+
+
 @functools.lru_cache(maxsize=8192)
 def string_constants(path: str, source: str) -> frozenset[str]:
     """The string literals of `source`: how a test names a file or module it runs in a subprocess."""
@@ -92,9 +233,11 @@ class Selection:
 
 def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                           test_map: Mapping[str, Sequence[str]] | None = None,
-                          files: Iterable[str] = ()) -> Selection:
-    """Test files that import a changed module directly or through other modules, changed tests, and
-    the tests `test_map` names for changed paths the import graph cannot see (templates, config)."""
+                          files: Iterable[str] = (), before: Mapping[str, str] | None = None) -> Selection:
+    """Test files that use what a change touches, directly or through other modules, changed tests, and
+    the tests `test_map` names for changed paths the import graph cannot see (templates, config). With
+    `before`, names are followed, not just modules: a change to one function of a module a package re-exports
+    (`from .more import *`) reaches the tests that use that name, not every importer of the package."""
     changed = list(changed)
     importers: dict[str, set[str]] = {}
     for path, source in sources.items():
@@ -102,16 +245,30 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
             importers.setdefault(module, set()).add(path)
     reason: dict[str, str] = {}
     reached: dict[str, str] = {}
+    names: dict[str, frozenset[str]] = {}
     frontier = []
     for path in changed:
         reached[path] = path
+        names[path] = changed_names(before.get(path), sources.get(path)) if before is not None and \
+            path.endswith(".py") and not is_test_module(path) else ALL
         frontier.append(path)
     while frontier:
         path = frontier.pop()
         for name in module_names(path):
             for importer in importers.get(name, ()):
-                if importer not in reached:
-                    reached[importer] = reached[path]
+                if importer == path:
+                    continue
+                carried = _passed_on(_uses(importer, sources[importer], name), names[path])
+                if not carried:
+                    continue  # it takes nothing the change touches
+                if not is_test_module(importer) and not _is_reexporter(importer, sources[importer]):
+                    # Its own code uses what changed: the functions and classes that do (and re-exports).
+                    carried = ALL if carried == ALL else _dependents(importer, sources[importer], carried) | carried
+                known = names.get(importer, frozenset())
+                grown = ALL if ALL in (carried, known) else known | carried
+                if importer not in reached or grown != known:
+                    reached.setdefault(importer, reached[path])
+                    names[importer] = grown
                     frontier.append(importer)
     conftest_dirs = {posixpath.dirname(p) for p in reached if posixpath.basename(p) == "conftest.py"}
     for path in sources:
@@ -159,7 +316,7 @@ def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str]
         tests, why = found
         for test in tests:
             narrowed.setdefault(test, f"{path}: {why}")
-    graph = select_affected_tests(after, rest, test_map, files) if rest else Selection((), {})
+    graph = select_affected_tests(after, rest, test_map, files, before) if rest else Selection((), {})
     reason = dict(graph.reason)
     for test, why in narrowed.items():
         if test.split("::")[0] not in reason:  # a whole file already runs every test in it

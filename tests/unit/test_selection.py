@@ -103,3 +103,40 @@ def test_tests_outside_testpaths_are_left_out_since_pytest_would_run_them_if_nam
                                 ("tests",))
     assert inside == ["tests/test_a.py", "tests/unit/test_b.py::test_x"] and outside == ["benchmarks/test_speed.py"]
     assert collected(["benchmarks/test_speed.py"], None) == (["benchmarks/test_speed.py"], [])
+
+
+MORE = "def chunked(xs, n):\n    return [xs[i:i + n] for i in range(0, len(xs), n)]\n\n\n" \
+       "def first(xs):\n    return xs[0]\n"
+REEXPORTED = {  # more-itertools' shape: a package that re-exports its modules with `*`
+    "more_itertools/__init__.py": '"""More routines."""\nfrom .more import *  # noqa\nfrom .recipes import *  # noqa\n'
+                                  "__all__ = ['chunked', 'first', 'take']\n",
+    "more_itertools/more.py": MORE,
+    "more_itertools/recipes.py": "from .more import first\n\n\ndef take(xs):\n    return first(xs)\n",
+    "tests/test_chunked.py": "from more_itertools import chunked\n\n\ndef test_c():\n    assert chunked([1], 1)\n",
+    "tests/test_first.py": "import more_itertools as mi\n\n\ndef test_f():\n    assert mi.first([1]) == 1\n",
+    "tests/test_take.py": "from more_itertools import take\n\n\ndef test_t():\n    assert take([1]) == 1\n",
+    "tests/test_alias.py": "from more_itertools.more import chunked as batches\n\n\ndef test_b():\n"
+                           "    assert batches([1], 1)\n",
+    "tests/test_escapes.py": "import more_itertools\n\n\ndef test_e():\n    assert vars(more_itertools)\n",
+}
+
+
+def test_a_change_to_one_function_of_a_re_exported_module_selects_the_tests_that_use_that_name():
+    after = {**REEXPORTED, "more_itertools/more.py": MORE.replace("range(0, len(xs), n)", "range(0, len(xs), n or 1)")}
+    selection = select_affected_tests(after, ["more_itertools/more.py"], before=REEXPORTED)
+    # chunked changed: its users, by name through the package, by alias, and a test the module escapes into.
+    assert selection.tests == ("tests/test_alias.py", "tests/test_chunked.py", "tests/test_escapes.py")
+
+
+def test_a_change_to_a_function_others_call_reaches_their_tests_too():
+    after = {**REEXPORTED, "more_itertools/more.py": MORE.replace("return xs[0]", "return next(iter(xs))")}
+    selection = select_affected_tests(after, ["more_itertools/more.py"], before=REEXPORTED)
+    # first changed: its users, and take's (recipes.py calls first: all of recipes counts as changed).
+    assert selection.tests == ("tests/test_escapes.py", "tests/test_first.py", "tests/test_take.py")
+
+
+def test_module_level_changes_and_no_before_select_every_importer_as_before():
+    after = {**REEXPORTED, "more_itertools/more.py": "import os\n" + MORE}
+    everyone = {p for p in REEXPORTED if p.startswith("tests/")}
+    assert set(select_affected_tests(after, ["more_itertools/more.py"], before=REEXPORTED).tests) == everyone
+    assert set(select_affected_tests(after, ["more_itertools/more.py"]).tests) == everyone
