@@ -93,6 +93,7 @@ class Condensed:
     first: str | None
     last: str | None
     truncated: bool
+    repo_lines: tuple[tuple[str, int], ...] = ()  # (repository file, line) of every frame that points into it
 
 
 class _Miner:
@@ -257,15 +258,34 @@ def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condense
             group.observe(body)
 
     repo_files: list[str] = []
+    repo_lines: list[tuple[str, int]] = []
     for trace in traces.values():
         trace.frames = [_mapped(f, tracked) for f in trace.frames]
         for frame in trace.frames:
             if frame.repo_path and frame.repo_path not in repo_files:
                 repo_files.append(frame.repo_path)
+            if frame.repo_path and (frame.repo_path, frame.line) not in repo_lines:
+                repo_lines.append((frame.repo_path, frame.line))
     rendered, truncated = _render(miner, templates, errors, traces, repo_files, len(lines), len(text),
                                   first_seen, last_seen, max_chars)
     return Condensed(rendered, len(text), len(rendered), len(lines), len(templates), len(errors), len(traces),
-                     tuple(repo_files), first_seen, last_seen, truncated)
+                     tuple(repo_files), first_seen, last_seen, truncated, tuple(repo_lines))
+
+
+def faulting_lines(text: str, tracked: Sequence[str]) -> list[tuple[str, int]]:
+    """(repository file, line) of every stack frame in `text` that points into the repository."""
+    found: list[tuple[str, int]] = []
+    for line in text.splitlines():
+        frames = [parse_frame(line)] + [Frame(m.group("file"), int(m.group("line")), "", ())
+                                        for m in _FILE_LINE.finditer(line)]
+        for frame in frames:
+            path = repo_file_for(frame, tracked) if frame and tracked else None
+            if path and frame and (path, frame.line) not in found:
+                found.append((path, frame.line))
+    return found[:50]
+
+
+_FILE_LINE = re.compile(r"(?P<file>[\w./-]+\.[A-Za-z]{1,5}):(?P<line>\d{1,6})\b")  # app/x.py:57 in any text
 
 
 def _read_trace(lines: list[str], i: int, header: str) -> tuple[int, Group]:

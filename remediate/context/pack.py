@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remediate.context.logs import condense
+from remediate.context.logs import condense, faulting_lines
 from remediate.incident.payload import Incident
 
 MAX_FILE_LINES = 300
@@ -56,6 +56,83 @@ def numbered(content: str, start: int = 1, end: int | None = None) -> str:
     return body + (f"\n[lines {end + 1}-{len(lines)} not shown]" if end < len(lines) else "")
 
 
+WINDOW = 12  # lines shown on each side of a faulting line
+OUTLINE_ENTRIES = 80
+
+
+def excerpt(content: str, wanted: Sequence[tuple[int, int]], bounds: tuple[int, int] | None = None) -> str:
+    """Numbered line ranges of `content` (merged, kept inside `bounds`), with a note for each gap."""
+    lines = content.splitlines()
+    low, high = bounds or (1, len(lines))
+    spans = sorted((max(a, low), min(b, high)) for a, b in wanted if a <= high and b >= low)
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, shown = [], low - 1
+    for a, b in merged:
+        if a > shown + 1:
+            out.append(f"[lines {shown + 1}-{a - 1} not shown]")
+        out += [f"{n:>5}\t{lines[n - 1]}" for n in range(a, b + 1)]
+        shown = b
+    if shown < high:
+        out.append(f"[lines {shown + 1}-{high} not shown]")
+    return "\n".join(out)
+
+
+def function_view(content: str, span: tuple[int, int], faults: Sequence[int]) -> tuple[str, str]:
+    """A suspect function as the model needs it: its signature, its docstring elided (with a note), and the
+    lines around the faulting lines the evidence names, or its body from the top when none falls inside it."""
+    first, last = span
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        tree = None
+    body_start, doc = first + 1, None
+    if tree is not None:
+        node = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                   ast.ClassDef)) and n.lineno >= first
+                     and (n.end_lineno or n.lineno) <= last), None)
+        if node is not None and node.body:
+            body_start = node.body[0].lineno
+            head = node.body[0]
+            if isinstance(head, ast.Expr) and isinstance(getattr(head, "value", None), ast.Constant) \
+                    and isinstance(head.value.value, str):
+                doc = (head.lineno, head.end_lineno or head.lineno)
+                body_start = node.body[1].lineno if len(node.body) > 1 else (head.end_lineno or head.lineno) + 1
+    inside = [f for f in faults if first <= f <= last]
+    wanted = [(first, max(first, body_start - 1 if doc is None else doc[0] - 1))]
+    if inside:
+        wanted += [(f - WINDOW, f + WINDOW) for f in inside]
+        note = f"faulting line(s) {', '.join(map(str, inside))} from the evidence"
+    else:
+        wanted.append((body_start, body_start + MAX_FILE_LINES - 1))
+        note = "no faulting line inside it in the evidence: from the top of its body"
+    text = excerpt(content, wanted, span)
+    if doc:
+        text = text.replace(f"[lines {doc[0]}-", f"[docstring and lines {doc[0]}-", 1)
+    return text, note
+
+
+def outline(content: str) -> str:
+    """The top-level functions and classes (and their methods) of a Python file, with their lines."""
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        return ""
+    entries = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            entries.append(f"{node.lineno:>5}\t{'class' if isinstance(node, ast.ClassDef) else 'def'} {node.name}")
+            if isinstance(node, ast.ClassDef):
+                entries += [f"{m.lineno:>5}\t    def {m.name}" for m in node.body
+                            if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    shown = entries[:OUTLINE_ENTRIES]
+    return "\n".join(shown + ([f"[{len(entries) - OUTLINE_ENTRIES} more]"] if len(entries) > OUTLINE_ENTRIES else []))
+
+
 def locate_function(source: str, dotted: str) -> tuple[int, int] | None:
     """Line span of `Class.method` or `function` (the last parts of a dotted name) in `source`."""
     try:
@@ -98,14 +175,14 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
                      "repo_files": list(condensed.repo_files), "first": condensed.first, "last": condensed.last,
                      "truncated": condensed.truncated})
         sections.append(Section(f"Incident data from MCP: {label} (condensed)", condensed.text, f"mcp {label}"))
+    # The evidence: every stack frame and file:line reference into the repository, in the logs and the payload.
+    faults: dict[str, list[int]] = {}
+    for text in [_incident_text(incident), *mcp_texts.values()]:
+        for path, line in faulting_lines(text, tracked):
+            faults.setdefault(path, []).append(line)
     implicated: set[str] = set()
-    for path in incident.suspect.files:
-        content = read(path) if path in tracked else None
-        if content is None:
-            sections.append(Section(f"Suspect file {path}", "(not found in the repository)"))
-            continue
-        implicated.add(path)
-        sections.append(Section(f"Suspect file {path}", redact(numbered(content))))
+    code: list[Section] = []
+    shown: dict[str, list[tuple[int, int]]] = {}  # the spans the suspect functions show, per file
     for function in incident.suspect.functions:
         candidates = [p for p in incident.suspect.files if p in tracked] + \
                      [p for p in tracked if p.endswith(".py") and p not in incident.suspect.files]
@@ -114,16 +191,44 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
             span = locate_function(content or "", function)
             if content and span:
                 implicated.add(path)
-                sections.append(Section(f"Suspect function {function} in {path}:{span[0]}-{span[1]}",
-                                        redact(numbered(content, span[0], span[1]))))
+                view, note = function_view(content, span, faults.get(path, []))
+                shown.setdefault(path, []).append(span)
+                code.append(Section(f"Suspect function {function} in {path}:{span[0]}-{span[1]} ({note})",
+                                    redact(view)))
                 break
         else:
-            sections.append(Section(f"Suspect function {function}", "(not found in tracked Python files)"))
+            code.append(Section(f"Suspect function {function}", "(not found in tracked Python files)"))
+    for path in [*incident.suspect.files, *(p for p in faults if p not in incident.suspect.files)]:
+        content = read(path) if path in tracked else None
+        if content is None:
+            if path in incident.suspect.files:
+                code.append(Section(f"Suspect file {path}", "(not found in the repository)"))
+            continue
+        if path in incident.suspect.files:
+            implicated.add(path)  # a file only a log line names is shown, never made editable by it
+        elsewhere = [f for f in faults.get(path, []) if not any(a <= f <= b for a, b in shown.get(path, []))]
+        code.append(Section(f"Suspect file {path}" if path in incident.suspect.files
+                            else f"File {path} (named by a stack frame)", redact(_file_view(content, elsewhere))))
+    sections += code
     if incident.suspect.commit:
         body = redact(commit_text) if commit_text else "(this commit is not in the checkout's history)"
         sections.append(Section(f"Suspect commit (git show {incident.suspect.commit})", body,
                                 "git history" if commit_text else None))
     return ContextPack(tuple(sections), tuple(logs), frozenset(implicated))
+
+
+def _file_view(content: str, faults: Sequence[int]) -> str:
+    """A file the evidence names: the lines around its faulting lines, else (no blind head of the file) its
+    outline; a file that is not Python, its first lines."""
+    parts = []
+    if faults:
+        parts.append(excerpt(content, [(f - WINDOW, f + WINDOW) for f in faults]))
+    listed = outline(content)
+    if listed:
+        parts.append("Outline (read_file shows any part):\n" + listed)
+    if not parts:
+        parts.append(numbered(content, 1, min(MAX_FILE_LINES, 120)))
+    return "\n\n".join(parts)
 
 
 def _incident_text(incident: Incident) -> str:

@@ -53,3 +53,32 @@ def test_large_mcp_results_are_condensed_and_reported_small_ones_kept_verbatim()
     assert stats["dd/logs"]["condensed"] and stats["dd/logs"]["lines"] == 3000
     assert stats["dd/logs"]["chars_after"] < 2000 < stats["dd/logs"]["chars_before"]
     assert '{"id": "INC-1"}' in pack.render() and "[x3000]" in pack.render()
+
+
+LONG = ('"""tabulate: the module docstring."""\n\nLICENSE = "MIT"\n\n\ndef helper():\n    return 1\n\n\n'
+        'def tabulate(rows, headers=()):\n    """' + "A very long docstring line.\n" * 520 + '    """\n'
+        + "    x = 0\n" * 40 + "    return rows[len(rows)]  # the fault\n" + "    y = 1\n" * 200)
+FAULT = LONG.splitlines().index("    return rows[len(rows)]  # the fault") + 1
+TRACE = ("Traceback (most recent call last):\n  File \"/app/tabulate/__init__.py\", line "
+         f"{FAULT}, in tabulate\n    return rows[len(rows)]\nIndexError: list index out of range\n")
+
+
+def test_the_faulting_line_the_logs_name_is_in_the_first_prompt_and_no_blind_file_head_is():
+    incident = Incident("INC-9", "IndexError in tabulate", suspect=Suspect(
+        files=("tabulate/__init__.py",), functions=("tabulate",)))
+    pack = build_context(incident, read=lambda p: LONG, tracked=["tabulate/__init__.py"], commit_text=None,
+                         mcp_texts={"logs": TRACE}, redact=lambda t: t, log_budget_tokens=2000)
+    text = pack.render()
+    assert f"{FAULT:>5}\t    return rows[len(rows)]  # the fault" in text
+    assert "def tabulate(rows, headers=()):" in text and "A very long docstring line." not in text
+    assert "[docstring and lines" in text and f"faulting line(s) {FAULT} from the evidence" in text
+    assert "LICENSE" not in text and "Outline (read_file shows any part):" in text and "def helper" in text
+    assert len(text) < 6000  # the window, the signature and the outline, not 760 lines of a function
+
+
+def test_a_file_only_a_log_line_names_is_shown_but_not_made_editable():
+    incident = Incident("INC-9", "boom", suspect=Suspect(files=(), functions=()))
+    pack = build_context(incident, read=lambda p: LONG, tracked=["tabulate/__init__.py"], commit_text=None,
+                         mcp_texts={"logs": TRACE}, redact=lambda t: t, log_budget_tokens=2000)
+    assert "File tabulate/__init__.py (named by a stack frame)" in pack.render()
+    assert pack.implicated_files == frozenset()
