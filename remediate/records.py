@@ -74,6 +74,7 @@ class TestRun:
     selection_reason: Mapping[str, str] = field(default_factory=dict)
     stopped_after: int | None = None  # pytest stopped at this many failures: later tests did not run
     predating: tuple[str, ...] = ()  # failed tests that fail on the code before the change too (told to the model)
+    reported: tuple[str, ...] = ()  # every module (JUnit classname) the report has a result for
 
     @property
     def complete(self) -> bool:

@@ -165,8 +165,8 @@ def check_change_set(changes: ChangeSet, policy: WritePolicy) -> Verdict:
             if not verdict.allowed:
                 return verdict
         top = change.path.split("/")[0]
-        if (policy.root_entries is not None and change.before is None and change.path.endswith(".py")
-                and top not in policy.root_entries):
+        if (policy.root_entries is not None and (change.before is None or change.renamed_from)
+                and change.path.endswith(".py") and top not in policy.root_entries and not is_test_code(change.path)):
             return Verdict.refuse("check_config", f"{change.path}: a new module at the root of the tree would come "
                                   "first on the import path of a `python -m` check and could take it over",
                                   change.path)
@@ -222,7 +222,14 @@ def check_scripts(config: Config, tracked: Collection[str] = (), targets: Collec
                 pending.append(word)  # sh -c 'a && b': its own command line
             elif module and re.fullmatch(r"[\w.]+", module):
                 top, as_path = module.split(".")[0], module.replace(".", "/")
-                found.update({f"/{top}.py", f"/{top}/", f"/{as_path}.py"})
+                found.update({f"/{top}.py", f"/{as_path}.py", f"/{as_path}/__main__.py"})
+                parts = as_path.split("/")
+                found.update(f"/{'/'.join(parts[:i])}/__init__.py" for i in range(1, len(parts) + 1))
+                if not any(f.startswith(top + "/") for f in files):
+                    found.add(f"/{top}/")  # a package the tree does not have: none may appear to shadow the tool
+                folder = posixpath.dirname(as_path)
+                if folder and not about_the_fix(folder):
+                    found.add(f"/{folder}/")  # the module's siblings, which it may import
                 # The module wherever an import path (PYTHONPATH=src, a src layout) may find it.
                 for tracked_file in files:
                     if tracked_file.endswith((f"/{as_path}.py", f"/{as_path}/__main__.py")):
@@ -240,7 +247,7 @@ def check_scripts(config: Config, tracked: Collection[str] = (), targets: Collec
                 continue  # FOO=1 ./run: an assignment, the program comes next
             if not word.startswith("-"):
                 program = posixpath.basename(word) in _INTERPRETERS
-    return sorted(p for p in found if p not in ("/", "//"))
+    return sorted(p for p in found if p not in ("/", "//") and p.lstrip("/") not in fixed)
 
 
 def _repo_word(word: str) -> str:
@@ -284,7 +291,7 @@ def policy_for(config: Config, implicated: frozenset[str], secret_values: Collec
         protected.append("/" + config.source_path)
     checks = bool(config.hooks.all() or guardrails.quality_gates)
     commands = [h.command for h in config.hooks.all()] + [g.command for g in guardrails.quality_gates]
-    runs_modules = any(re.search(r"(?:^|\s)-m\s*[A-Za-z_]", command) for command in commands)
+    runs_modules = any(re.search(r"\bpython[\d.]*\s+(?:-\w+\s+)*-m\s*[A-Za-z_]", command) for command in commands)
     root_entries = frozenset(path.split("/")[0] for path in tracked) if runs_modules else None
     protected += check_scripts(config, tracked, implicated)
     policy = WritePolicy(tuple(protected), guardrails.max_files_modified, guardrails.max_lines_changed, scope,

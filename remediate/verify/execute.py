@@ -93,10 +93,12 @@ def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
         suites += [xml] if xml._tag == "testsuite" else list(xml)
     passed = failed = errors = skipped = 0
     failures: list[TestFailure] = []
+    reported: set[str] = set()
     for suite in suites:
         for case in suite:
             results = case.result
             name = f"{case.classname}::{case.name}" if case.classname else case.name
+            reported.add(case.classname or "")
             if any(isinstance(r, Skipped) for r in results):
                 skipped += 1
             elif any(isinstance(r, Failure) for r in results):
@@ -118,7 +120,8 @@ def _from_junit(run: TestRun, paths: list[str]) -> TestRun:
     else:
         status = "passed"
     return _with(run, status=status, passed=passed, failed=failed, errors=errors, skipped=skipped,
-                 failures=tuple(failures[:20]), failed_tests=tuple(f.name for f in failures))
+                 failures=tuple(failures[:20]), failed_tests=tuple(f.name for f in failures),
+                 reported=tuple(sorted(reported)))
 
 
 MAX_REPORT_BYTES = 20_000_000

@@ -6,9 +6,11 @@ the checkout."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -217,6 +219,7 @@ class TestRunner:
                 span.set_attribute("remediate.tests.status", run.status)
         finally:
             self.sandbox.discard(junit_dir)
+        run = _unreached(root, paths, run)
         return replace(run, output_tail=self.setup.redact(run.output_tail))
 
     def _load_coverage_map(self) -> CoverageMap | None:
@@ -269,16 +272,55 @@ def _failing_files(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | Non
 
 
 def _merged(proof: TestRun | None, base: TestRun | None, new_tests: tuple[str, ...]) -> TestRun | None:
-    """The proof's run and the baseline's as one `before`: the new tests' results from the proof only (the
-    baseline has the old version of a changed test file, if any), every other failure from the baseline."""
-    if base is None or proof is None:
-        if base is None:
-            return proof
-        kept = tuple(f for f in base.failures if not any(in_file(f.name, t) for t in new_tests))
-        return replace(base, failures=kept, failed_tests=tuple(f.name for f in kept)) if new_tests else base
-    old = [n for n in base.failed_tests if not any(in_file(n, t) for t in new_tests)]
-    return replace(proof, selected=tuple(dict.fromkeys([*proof.selected, *base.selected])),
-                   failures=(*proof.failures, *(f for f in base.failures if f.name in set(old))),
-                   failed_tests=(*proof.failed_tests, *old), failed=proof.failed + len(old),
-                   status="failed" if proof.failed_tests or old else proof.status)
+    """The proof's run and the baseline's as one `before`: failures in the new tests' files from the proof only
+    (the baseline has the old version of a changed test file, if any), every other failure from the baseline
+    only (a new test may name its result after an old one: from the proof, that name does not count)."""
+    def new(name: str) -> bool:
+        return any(in_file(name, t) for t in new_tests)
+
+    if proof is None and base is None:
+        return None
+    ours = [f for f in (proof.failures if proof else ()) if new(f.name)]
+    ours_names = [n for n in (proof.failed_tests if proof else ()) if new(n)]
+    theirs = [f for f in (base.failures if base else ()) if not new(f.name)]
+    theirs_names = [n for n in (base.failed_tests if base else ()) if not new(n)]
+    first = proof or base
+    assert first is not None
+    failed = len(ours_names) + len(theirs_names)
+    return replace(first, selected=tuple(dict.fromkeys([*(proof.selected if proof else ()),
+                                                         *(base.selected if base else ())])),
+                   failures=(*ours, *theirs), failed_tests=(*ours_names, *theirs_names), failed=failed, errors=0,
+                   passed=(proof.passed if proof else 0) + (base.passed if base else 0),
+                   status="failed" if failed else first.status)
+
+
+_EXIT_BANNER = re.compile(r"^!{5,} _pytest\.outcomes\.Exit\b", re.M)
+
+
+def _unreached(root: Path, paths: Sequence[str], run: TestRun) -> TestRun:
+    """A pass only counts when the run got to every test file asked for: a test that ends pytest early with
+    status 0 (`pytest.exit(returncode=0)`) leaves a report of the tests before it, and the rest never ran."""
+    if run.status != "passed" or not run.complete:
+        return run
+    missing = []
+    if paths:
+        for path in dict.fromkeys(p.split("::", 1)[0] for p in paths):
+            if path.endswith(".py") and _defines_tests(root / path) and \
+                    not any(in_file(f"{module}::x", path) for module in run.reported):
+                missing.append(path)
+    exited = bool(_EXIT_BANNER.search(run.output_tail))
+    if not missing and not exited:
+        return run
+    why = "pytest was ended early (pytest.exit)" if exited else f"no result for {', '.join(missing[:5])}"
+    return replace(run, status="error", output_tail=f"the run did not reach every test: {why}\n{run.output_tail}")
+
+
+def _defines_tests(path: Path) -> bool:
+    """Whether a test file defines tests pytest would collect (a module of helpers named test_x.py does not)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return any((isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test"))
+               or (isinstance(n, ast.ClassDef) and n.name.startswith("Test")) for n in tree.body)
 

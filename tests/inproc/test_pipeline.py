@@ -292,3 +292,34 @@ def test_a_benchmark_outside_pytest_s_testpaths_is_not_selected_though_it_import
     assert report["outcome"] == "fixed"  # the sample's pyproject says testpaths = ["tests"]
     assert "benchmarks/test_speed.py" not in report["tests"]["selected"]
     assert "benchmarks/test_speed.py" in report["tests"]["selection_reason"]["(not collected)"]
+
+
+ENDS_THE_SESSION = '''import pytest
+
+
+def test_bounded():
+    assert True
+
+
+def test_zz_end():
+    pytest.exit("done", returncode=0)
+'''
+NAMED_AFTER_AN_OLD_ONE = '''import pathlib
+
+
+def test_bounded(record_xml_attribute):
+    record_xml_attribute("classname", "tests.test_service")
+    record_xml_attribute("name", "test_recent_updates_returns_newest_last")
+    assert "deque(maxlen" in pathlib.Path("app/users/service.py").read_text()
+'''
+
+
+@pytest.mark.parametrize("new_test", [ENDS_THE_SESSION, NAMED_AFTER_AN_OLD_ONE], ids=["pytest-exit", "renamed"])
+def test_a_new_test_cannot_end_the_run_early_or_pass_its_failure_off_as_an_old_test(tmp_path, new_test):
+    script = [{"tool_calls": scenarios.BOUND_THE_LOG},  # the wrong fix: recent_updates now slices a deque
+              {"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/test_aaa_bounded.py",
+                                                                   "content": new_test}}]},
+              {"tool_calls": [{"name": "finish", "arguments": {"summary": "Bounded the audit log."}}]}]
+    report, _, _, _ = Case(tmp_path).run(script)
+    assert (report["outcome"], report["reason"]) == ("escalated", "tests_failed"), report["detail"]
+    assert report["tests"]["regression_proof"]["pre_existing_failures"] == []

@@ -90,8 +90,12 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     ("sh scripts/lint", ["/scripts/", "/scripts/lint"]),
     ("FOO=1 ./bin/run", ["/bin/", "/bin/run"]),
     ("if ./scripts/guard.sh; then exit 0; fi", ["/scripts/", "/scripts/guard.sh"]),
-    ("python -m tools.lint", ["/tools.py", "/tools/", "/tools/lint.py"]),
-    ("python -m mypy app", ["/mypy.py", "/mypy/"]),  # a root mypy.py would shadow the tool
+    ("python -m tools.lint", ["/tools.py", "/tools/", "/tools/__init__.py", "/tools/lint.py", "/tools/lint/__init__.py",
+                              "/tools/lint/__main__.py"]),
+    ("python -m mypy app", ["/mypy.py", "/mypy/", "/mypy/__init__.py", "/mypy/__main__.py"]),  # shadows of the tool
+    # A project's own package: its module, not the package the fix is in.
+    ("python -m app.cli check", ["/app.py", "/app/__init__.py", "/app/cli.py", "/app/cli/__init__.py",
+                                 "/app/cli/__main__.py"]),
     # What a check is given to look at is its target, not its code: the fix must stay possible.
     ("ruff check app/totals.py", []), ("mypy app", []), ('ruff format "$ARCHITECT_FILE_PATH"', []),
     ("sh ../outside.sh", []),
@@ -100,10 +104,12 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     ("timeout 300 ./scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
     ("bash -o pipefail scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
     ("xargs -n 1 ./bin/run < list", ["/bin/", "/bin/run"]),
-    ("python -mtools.lint", ["/tools.py", "/tools/", "/tools/lint.py"]),
+    ("python -mtools.lint", ["/tools.py", "/tools/", "/tools/__init__.py", "/tools/lint.py", "/tools/lint/__init__.py",
+                             "/tools/lint/__main__.py"]),
     ("ruff check scripts", ["/scripts/"]),  # a folder that holds nothing of the fix
     ("echo `./scripts/check.sh`", ["/scripts/", "/scripts/check.sh"]),
-    ("PYTHONPATH=src python -m lint", ["/lint.py", "/lint/", "/src/", "/src/lint.py", "/tools/", "/tools/lint.py"]),
+    ("PYTHONPATH=src python -m lint", ["/lint.py", "/lint/", "/lint/__init__.py", "/lint/__main__.py", "/src/",
+                                       "/src/lint.py", "/tools/", "/tools/lint.py"]),
 ])
 def test_what_a_check_runs_from_the_repository_is_protected_and_what_it_checks_is_not(command, protected):
     config = Config(guardrails={"quality_gates": [QualityGateConfig(name="g", command=command)]})
@@ -132,6 +138,12 @@ def test_with_a_python_m_check_no_module_may_be_added_at_the_root():
         assert (verdict.allowed, verdict.rule) == (False, "check_config"), path
     assert check_change_set(_change("app/new.py", None, "x = 1\n"), policy).allowed
     assert check_change_set(_change("setup.py", "a = 1\n", "a = 2\n"), policy).allowed
+    assert check_change_set(_change("tests/test_new.py", None, "def test_x(): ...\n"), policy).allowed
+    moved = ChangeSet().with_rename("app/notes.py", "argparse.py", "x = 1\n", "x = 1\n")
+    assert check_change_set(moved, policy).rule == "check_config"  # renamed in is added too
+    git_m = Config(guardrails={"edit_scope": "repo", "quality_gates": [QualityGateConfig(
+        name="c", command="git commit -m wip && ruff check .")]})
+    assert policy_for(git_m, frozenset(), frozenset(), ["app/svc.py"])[0].root_entries is None  # not python -m
 
 
 def test_without_hooks_or_gates_the_tools_configs_are_ordinary_files():
