@@ -142,3 +142,20 @@ def protected_then_good() -> list[dict[str, Any]]:
          "tool_calls": [_edit("  audit_log: true", "  audit_log: false", path="config/production.yaml")]},
         *good_fix()[1:],
     ]
+
+
+# DESIGN.md's `.architect.yaml`, which must load unchanged (tests/unit/test_config.py, tests/e2e/test_hooks.py).
+ARCHITECT_YAML = """llm: {model: openai/gpt-4.1, api_key_env: OPENAI_API_KEY}
+mcp:
+  servers:
+    - name: datadog
+      url: http://datadog-mcp-bridge:8082/mcp
+      auth: {type: bearer, token_env: DD_MCP_TOKEN}
+guardrails:
+  max_files_modified: 3
+  protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
+  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
+costs: {budget_usd: 1.00}
+telemetry: {enabled: true, exporter: otlp, endpoint: http://otel-collector:4317}
+"""
+

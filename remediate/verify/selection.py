@@ -30,6 +30,16 @@ def module_names(path: str) -> set[str]:
     return names
 
 
+def _from_base(node: ast.ImportFrom, package: str) -> str:
+    """The module a `from … import` reads from, relative imports resolved against the importing package."""
+    base = node.module or ""
+    if node.level:
+        anchor = package.split(".") if package else []
+        anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
+        base = ".".join([*anchor, base] if base else anchor)
+    return base
+
+
 @functools.lru_cache(maxsize=8192)  # each run_tests call asks again about mostly unchanged files
 def imported_modules(path: str, source: str) -> frozenset[str]:
     """Every module name an import in `source` may load, parents included (importing a.b runs a)."""
@@ -44,11 +54,7 @@ def imported_modules(path: str, source: str) -> frozenset[str]:
             for alias in node.names:
                 found.add(alias.name)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".") if package else []
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
-                base = ".".join([*anchor, base] if base else anchor)
+            base = _from_base(node, package)
             if base:
                 found.add(base)
             for alias in node.names:
@@ -112,11 +118,7 @@ def _uses(path: str, source: str, module: str) -> _Uses:
                     whole = True
                     aliases.add(alias.asname or alias.name.split(".")[0])
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".") if package else []
-                anchor = anchor[: len(anchor) - (node.level - 1)] if node.level > 1 else anchor
-                base = ".".join([*anchor, base] if base else anchor)
+            base = _from_base(node, package)
             for alias in node.names:
                 if base == module:
                     if alias.name == "*":

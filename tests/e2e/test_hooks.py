@@ -179,19 +179,8 @@ def test_an_async_session_end_hook_posts_to_a_webhook_before_the_action_exits(re
     assert hook["attributes"]["remediate.hook.event"] == "session_end" and hook["attributes"]["remediate.hook.async"]
 
 
-DESIGN_EXAMPLE = """llm: {model: openai/gpt-4.1, api_key_env: OPENAI_API_KEY}
-mcp:
-  servers:
-    - name: datadog
-      url: MCP_URL
-      auth: {type: bearer, token_env: INCIDENT_MCP_TOKEN}
-guardrails:
-  max_files_modified: 3
-  protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
-  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
-costs: {budget_usd: 1.00}
-telemetry: {enabled: true, exporter: otlp, endpoint: http://otel-collector:4317}
-"""
+DESIGN_EXAMPLE = scenarios.ARCHITECT_YAML.replace("http://datadog-mcp-bridge:8082/mcp", "MCP_URL").replace(
+    "DD_MCP_TOKEN", "INCIDENT_MCP_TOKEN")
 EVERY_OTHER_SECTION = """language: en
 agents: {build: {max_steps: 40}}
 logging: {level: human, verbose: 1}

@@ -2,22 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from peers import scenarios
 from remediate.config import load_config
 from remediate.errors import UserError
 
-ARCHITECT = """llm: {model: openai/gpt-4.1, api_key_env: OPENAI_API_KEY}
-mcp:
-  servers:
-    - name: datadog
-      url: http://datadog-mcp-bridge:8082/mcp
-      auth: {type: bearer, token_env: DD_MCP_TOKEN}
-guardrails:
-  max_files_modified: 3
-  protected_files: ["*.env*", "config/production.*", "k8s/production/**", "Dockerfile*", "*.lock"]
-  blocked_commands: ["kubectl apply", "docker push", "npm publish", "terraform apply"]
-costs: {budget_usd: 1.00}
-telemetry: {enabled: true, exporter: otlp, endpoint: http://otel-collector:4317}
-"""
+ARCHITECT = scenarios.ARCHITECT_YAML
 
 
 def _repo(tmp_path: Path, **files: str) -> Path:
