@@ -212,6 +212,7 @@ def check_scripts(config: Config, tracked: Collection[str] = (), targets: Collec
     while pending:
         words = _words(pending.pop())
         program = True  # the next word is what runs
+        folder = ""  # the folder a `cd` on this line entered
         for i, word in enumerate(words):
             if word in _OPERATORS:
                 program = True
@@ -234,15 +235,24 @@ def check_scripts(config: Config, tracked: Collection[str] = (), targets: Collec
                 for tracked_file in files:
                     if tracked_file.endswith((f"/{as_path}.py", f"/{as_path}/__main__.py")):
                         found.update({"/" + tracked_file, "/" + posixpath.dirname(tracked_file) + "/"})
-            elif path := _repo_word(word):
-                if path in files and not about_the_fix(path):
-                    found.add("/" + path)
-                    if "/" in path and not about_the_fix(posixpath.dirname(path)):
-                        found.add("/" + posixpath.dirname(path) + "/")
-                elif path in folders and not about_the_fix(path):
-                    found.add("/" + path + "/")
-                elif program and not word.startswith("-") and re.search(r"\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$", path):
-                    found.add("/" + path)  # a script the base does not have yet: not the change's to add either
+            elif previous in ("cd", "pushd") and (entered := _repo_word(word)):
+                folder = entered  # later words of this line are read from there too
+                if not about_the_fix(entered):
+                    found.add("/" + entered.rstrip("/") + "/")
+            else:
+                # A word, or the value of an option (`--config=ci/ruff.toml`), from the root or the folder cd entered.
+                value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
+                for path in {p for p in (_repo_word(value), _repo_word(posixpath.join(folder, value)) if folder
+                                         else "") if p}:
+                    if path in files and not about_the_fix(path):
+                        found.add("/" + path)
+                        if "/" in path and not about_the_fix(posixpath.dirname(path)):
+                            found.add("/" + posixpath.dirname(path) + "/")
+                    elif path in folders and not about_the_fix(path):
+                        found.add("/" + path + "/")
+                    elif program and not word.startswith("-") and \
+                            re.search(r"\.(?:sh|bash|py|js|cjs|mjs|ts|rb|pl)$", path):
+                        found.add("/" + path)  # a script the base does not have yet: not the change's to add either
             if program and re.fullmatch(r"[A-Za-z_]\w*=.*", word):
                 continue  # FOO=1 ./run: an assignment, the program comes next
             if not word.startswith("-"):

@@ -83,7 +83,7 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
     ("./scripts/fmt.sh $ARCHITECT_FILE_PATH", ["/scripts/", "/scripts/fmt.sh"]),
     ("python tools/lint.py --strict", ["/tools/", "/tools/lint.py"]),
     ("bash ci/gate.sh && make lint", ["/ci/", "/ci/gate.sh"]),
-    ("cd scripts && ./check.sh", ["/check.sh", "/scripts/"]),
+    ("cd scripts && ./check.sh", ["/check.sh", "/scripts/", "/scripts/check.sh"]),
     ("./scripts/check.sh; echo done", ["/scripts/", "/scripts/check.sh"]),
     ("bash -c './scripts/check.sh --ci'", ["/scripts/", "/scripts/check.sh"]),
     ("$ARCHITECT_WORKSPACE/scripts/check.sh", ["/scripts/", "/scripts/check.sh"]),
@@ -108,13 +108,16 @@ def test_a_rename_and_a_deletion_are_judged_on_what_they_add():
                              "/tools/lint/__main__.py"]),
     ("ruff check scripts", ["/scripts/"]),  # a folder that holds nothing of the fix
     ("echo `./scripts/check.sh`", ["/scripts/", "/scripts/check.sh"]),
+    ("cd backend && ./scripts/check.sh", ["/backend/", "/backend/scripts/", "/backend/scripts/check.sh",
+                                          "/scripts/", "/scripts/check.sh"]),
+    ("ruff check --config=ci/ruff-ci.toml .", ["/ci/", "/ci/ruff-ci.toml"]),
     ("PYTHONPATH=src python -m lint", ["/lint.py", "/lint/", "/lint/__init__.py", "/lint/__main__.py", "/src/",
                                        "/src/lint.py", "/tools/", "/tools/lint.py"]),
 ])
 def test_what_a_check_runs_from_the_repository_is_protected_and_what_it_checks_is_not(command, protected):
     config = Config(guardrails={"quality_gates": [QualityGateConfig(name="g", command=command)]})
     tracked = ["scripts/fmt.sh", "scripts/lint", "scripts/check.sh", "scripts/guard.sh", "tools/lint.py",
-               "ci/gate.sh", "bin/run", "app/totals.py", "src/lint.py"]
+               "ci/gate.sh", "bin/run", "app/totals.py", "src/lint.py", "backend/scripts/check.sh", "ci/ruff-ci.toml"]
     assert check_scripts(config, tracked, {"app/totals.py"}) == protected
 
 
