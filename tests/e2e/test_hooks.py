@@ -101,7 +101,7 @@ def test_a_code_rule_blocks_print_in_app_but_not_in_tests(remediate):
     debug = scenarios._edit("        return self._audit_log[-limit:]",
                             "        print('reading audit log')\n        return self._audit_log[-limit:]")
     test_with_print = scenarios.REGRESSION_TEST.replace(
-        "    assert len(", "    print('checking')  # TODO: drop once bounded\n    assert len(")
+        "    assert len(", "    print('checking')  # noqa: T201\n    assert len(")
     script = scenarios.good_fix()
     script[0] = {"tool_calls": [debug]}
     script[2] = {"tool_calls": [{"name": "write_file", "arguments": {"path": "tests/test_audit_log_bounded.py",
@@ -109,7 +109,7 @@ def test_a_code_rule_blocks_print_in_app_but_not_in_tests(remediate):
     out = remediate(script, guardrails=textwrap.indent(textwrap.dedent("""\
         code_rules:
           - {pattern: '\\bprint\\(', message: "use the logger, not print", severity: block, file_patterns: ["app/**"]}
-          - {pattern: 'TODO', message: "no TODOs in a hotfix", severity: warn}
+          - {pattern: '# noqa', message: "a hotfix should not silence the linter", severity: warn}
     """), "  "))
     run = out.run
     assert run.report["outcome"] == "fixed", run.stdout[-3000:]
@@ -119,7 +119,7 @@ def test_a_code_rule_blocks_print_in_app_but_not_in_tests(remediate):
     assert "print(" not in out.repo.remote_file("hotfix/INC-1234", "app/users/service.py")
     assert "print('checking')" in out.repo.remote_file("hotfix/INC-1234", "tests/test_audit_log_bounded.py")
     warned = out.llm.requests[3]["messages"][-1]["content"]  # the write_file result: taken, with the warning
-    assert warned.startswith("OK") and "no TODOs in a hotfix" in warned
+    assert warned.startswith("OK") and "a hotfix should not silence the linter" in warned
 
 
 def test_a_pre_tool_use_hook_that_times_out_blocks(remediate):
