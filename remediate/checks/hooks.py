@@ -116,7 +116,8 @@ class Hooks:
         def go() -> None:
             token = otel_context.attach(parent)
             try:
-                self._execute(event, hook, context, payload, overlay, background=True)
+                run, decision = self._execute(event, hook, context, payload, overlay, background=True)
+                self._record(event, hook, run, decision, background=True)
             finally:
                 otel_context.detach(token)
 
@@ -127,6 +128,12 @@ class Hooks:
     def _run(self, event: str, hook: HookConfig, context: Mapping[str, Any], payload: Mapping[str, Any] | None,
              result: HookResult) -> None:
         run, decision = self._execute(event, hook, context, payload, self.workspace.overlay())
+        taken = self._judge(event, hook, run, decision, result)
+        self._record(event, hook, run, decision, files_changed=taken)
+
+    def _judge(self, event: str, hook: HookConfig, run: ShellRun, decision: str, result: HookResult
+               ) -> tuple[str, ...]:
+        """What the hook's run means for the action (into `result`); the files of its change that were taken."""
         done = run.finished
         pre = event in PRE_EVENTS
         if decision == "block":
@@ -134,20 +141,20 @@ class Hooks:
                 or f"hook {hook.label} blocked it (exit 2)"
             if pre:
                 result.blocked = reason
-                return
+                return ()
             result.context.append(f"[{hook.label}] {reason}")
         elif decision in ("error", "timeout"):
             if pre and hook.on_hook_error == "block":
                 why = "timed out" if decision == "timeout" else f"failed (exit {done.exit_code})"
                 result.blocked = (f"hook {hook.label} {why}; a pre-event hook that cannot decide blocks "
                                   "(on_hook_error: allow lets the action through)")
-            return  # a hook that did not finish well changed nothing that counts (a killed formatter's half file)
+            return ()  # a hook that did not finish well changed nothing that counts (a killed formatter's half file)
         elif hook.env:
             if done.output.strip():
                 result.context.append(f"[{hook.label}] {WITHHELD}")
         else:
             self._allowed_output(hook, self.redact(done.output), pre, result)
-        self._take_changes(event, hook, run, result)
+        return self._take_changes(event, hook, run, result)
 
     def _execute(self, event: str, hook: HookConfig, context: Mapping[str, Any], payload: Mapping[str, Any] | None,
                  overlay: Mapping[str, str | None], background: bool = False) -> tuple[ShellRun, str]:
@@ -163,11 +170,14 @@ class Hooks:
             span.set_attribute("remediate.hook.decision", decision)
             if done.exit_code is not None:
                 span.set_attribute("remediate.hook.exit_code", done.exit_code)
-        with self._lock:
-            tail = WITHHELD if hook.env and run.tail().strip() else self.redact(run.tail())
-            self.records.append(CheckRun("hook", event, hook.label, done.exit_code, run.duration_s, decision,
-                                         tail, background=background))
         return run, decision
+
+    def _record(self, event: str, hook: HookConfig, run: ShellRun, decision: str, background: bool = False,
+                files_changed: tuple[str, ...] = ()) -> None:
+        tail = WITHHELD if hook.env and run.tail().strip() else self.redact(run.tail())
+        with self._lock:  # async hooks record from their own threads
+            self.records.append(CheckRun("hook", event, hook.label, run.finished.exit_code, run.duration_s,
+                                         decision, tail, background=background, files_changed=files_changed))
 
     def _variables(self, event: str, context: Mapping[str, Any]) -> dict[str, str]:
         values = {"EVENT": event, "INCIDENT_ID": self.incident_id,
@@ -192,32 +202,28 @@ class Hooks:
         if pre and isinstance(said.get("updatedInput"), dict):
             result.updated_input = said["updatedInput"]
 
-    def _take_changes(self, event: str, hook: HookConfig, run: ShellRun, result: HookResult) -> None:
+    def _take_changes(self, event: str, hook: HookConfig, run: ShellRun, result: HookResult) -> tuple[str, ...]:
         """A post_tool_use hook (a formatter) may change files: judged like any write, taken whole or not at all.
         Files any other hook changes are dropped, and that is said."""
         if not run.changed and not run.unreadable:
-            return
+            return ()
         if event != "post_tool_use":
             result.refusals.append(Verdict.refuse("hook_changed_files", f"hook {hook.label} ({event}) changed "
                                                   f"{', '.join(sorted(run.changed)[:5])}; only post_tool_use hooks "
                                                   "may change files, so nothing was taken", hook.label))
-            return
+            return ()
         if run.unreadable:
             result.refusals.append(Verdict.refuse("binary_content", f"hook {hook.label} made "
                                                   f"{', '.join(run.unreadable[:5])}: not text files (or links); "
                                                   "none of its changes were taken", run.unreadable[0]))
-            return
+            return ()
         verdict = self.workspace.adopt(run.changed)
         if not verdict.allowed:
             result.refusals.append(Verdict.refuse(verdict.rule, f"hook {hook.label} changed files: {verdict.detail}; "
                                                   "none of its changes were taken", verdict.target or hook.label))
-            return
+            return ()
         result.warnings += verdict.warnings
-        with self._lock:
-            last = self.records[-1]
-            self.records[-1] = CheckRun(last.kind, last.event, last.name, last.exit_code, last.duration_s,
-                                        last.decision, last.output_tail, last.background,
-                                        files_changed=tuple(sorted(run.changed)))
+        return tuple(sorted(run.changed))
 
 
 def _matches(hook: HookConfig, context: Mapping[str, Any]) -> bool:
