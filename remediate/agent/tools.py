@@ -17,11 +17,12 @@ import re2
 
 from remediate.checks.gates import Gates, feedback
 from remediate.checks.hooks import HookResult, Hooks
+from remediate.checks.shell import run_in_tree
 from remediate.gitops import Git
 from remediate.guard.commands import to_argv
 from remediate.guard.commands import verdict as command_verdict
 from remediate.guard.guardrails import PathRefused, Verdict
-from remediate.guard.sandbox import Sandbox, changes_since, snapshot
+from remediate.guard.sandbox import Sandbox
 from remediate.guard.workspace import PatchError, Workspace
 from remediate.mcp.client import McpError, McpHub
 from remediate.mcp.content import function_description, function_parameters
@@ -35,9 +36,6 @@ COMMAND_TIMEOUT_S = 300
 SEARCH_TIMEOUT_S = 20  # search_code stops there and says so; its regex engine (RE2) is linear-time anyway
 MAX_OBSERVATION_CHARS = 12_000
 MAX_ASKED_CHARS = 300
-# Tool caches a command leaves behind: never committed (only vetted paths are), so not changes to judge.
-CACHES = pathspec.GitIgnoreSpec.from_lines(["__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/", ".mypy_cache/",
-                                            ".tox/", ".nox/", "node_modules", ".coverage", "*.egg-info/"])
 SECRET_FILES = pathspec.GitIgnoreSpec.from_lines(
     [".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*", ".netrc", ".npmrc", ".pypirc", "/.git/**"])
 
@@ -345,14 +343,9 @@ class Toolbox:
                                f"{self.commands_run} commands ran already; the limit is {self.max_commands}")
         self.commands_run += 1
         self._verdict_span("run_command", shown, True)
-        tree = self.sandbox.tree(self.workspace.overlay())
-        try:
-            before = snapshot(tree)
-            done = self.sandbox.run(to_argv(command), tree, COMMAND_TIMEOUT_S)
-            # What the command changed in its copy is a proposal, judged like any write.
-            changed, unreadable = changes_since(tree, before, skip=CACHES.match_file)
-        finally:
-            self.sandbox.discard(tree)
+        # What the command changed in its copy is a proposal, judged like any write.
+        ran = run_in_tree(self.sandbox, self.workspace.overlay(), to_argv(command), COMMAND_TIMEOUT_S, {})
+        done, changed, unreadable = ran.finished, ran.changed, ran.unreadable
         note = ""
         if unreadable:
             note += "\n" + self.refuse("run_command", unreadable[0], "binary_content",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pathspec
@@ -32,20 +32,26 @@ class ShellRun:
         return text[-TAIL_CHARS:]
 
 
-def run_shell(sandbox: Sandbox, overlay: Mapping[str, str | None], command: str, timeout_s: float,
-              env: Mapping[str, str], stdin: bytes | None = None) -> ShellRun:
-    """`sh -c command` as the sandbox user in a fresh tree (base commit + `overlay`), bounded by `timeout_s`; the
-    tree is discarded, what the command changed in it is returned."""
+def run_in_tree(sandbox: Sandbox, overlay: Mapping[str, str | None], argv: Sequence[str], timeout_s: float,
+                env: Mapping[str, str], stdin: bytes | None = None, stderr_apart: bool = False) -> ShellRun:
+    """`argv` as the sandbox user in a fresh tree (base commit + `overlay`), bounded by `timeout_s`; the tree is
+    discarded, what the command changed in it is returned (tool caches aside)."""
     tree = sandbox.tree(overlay)
     started = time.monotonic()
     try:
         before = snapshot(tree)
         env = {**env, "ARCHITECT_WORKSPACE": str(tree), "REMEDIATE_WORKSPACE": str(tree)}
-        done = sandbox.run(["/bin/sh", "-c", command], tree, timeout_s, extra_env=env, stdin=stdin, stderr_apart=True)
+        done = sandbox.run(argv, tree, timeout_s, extra_env=env, stdin=stdin, stderr_apart=stderr_apart)
         changed, unreadable = changes_since(tree, before, skip=CACHES.match_file)
     finally:
         sandbox.discard(tree)
     return ShellRun(done, changed, unreadable, time.monotonic() - started)
+
+
+def run_shell(sandbox: Sandbox, overlay: Mapping[str, str | None], command: str, timeout_s: float,
+              env: Mapping[str, str], stdin: bytes | None = None) -> ShellRun:
+    """A hook's or gate's command line: `sh -c command`, stderr kept apart (a hook's reason)."""
+    return run_in_tree(sandbox, overlay, ["/bin/sh", "-c", command], timeout_s, env, stdin, stderr_apart=True)
 
 
 def passed_through(names: list[str], environ: Mapping[str, str]) -> dict[str, str]:
