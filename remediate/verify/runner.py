@@ -183,8 +183,9 @@ class TestRunner:
     def _exists(self, path: str, overlay: Mapping[str, str | None]) -> bool:
         if path in overlay:
             return overlay[path] is not None
-        return path in set(self._base_sources()[0]) or any(f.startswith(path.rstrip("/") + "/")
-                                                           for f in self._base_sources()[0])
+        tracked = self._base_sources()[0]
+        folder = path.rstrip("/") + "/"
+        return path in tracked or any(f.startswith(folder) for f in tracked)
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
                  complete: bool, purpose: str) -> TestRun:

@@ -30,6 +30,16 @@ def module_names(path: str) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(path: str, source: str) -> ast.Module | None:
+    """A source's syntax tree, parsed once for all the questions selection asks of it (None: it does not parse).
+    Callers only read it."""
+    try:
+        return ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def _from_base(node: ast.ImportFrom, package: str) -> str:
     """The module a `from … import` reads from, relative imports resolved against the importing package."""
     base = node.module or ""
@@ -43,9 +53,8 @@ def _from_base(node: ast.ImportFrom, package: str) -> str:
 @functools.lru_cache(maxsize=8192)  # each run_tests call asks again about mostly unchanged files
 def imported_modules(path: str, source: str) -> frozenset[str]:
     """Every module name an import in `source` may load, parents included (importing a.b runs a)."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = _parsed(path, source)
+    if tree is None:
         return frozenset()
     package = posixpath.dirname(path).replace("/", ".")
     found: set[str] = set()
@@ -103,9 +112,8 @@ class _Uses:
 @functools.lru_cache(maxsize=8192)
 def _uses(path: str, source: str, module: str) -> _Uses:
     """How `source` uses `module` (one of the names the changed file imports as)."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = _parsed(path, source)
+    if tree is None:
         return _Uses(whole=True)
     package = posixpath.dirname(path).replace("/", ".")
     bindings: list[tuple[str, str]] = []
@@ -150,9 +158,8 @@ def _uses(path: str, source: str, module: str) -> _Uses:
 
 def _is_reexporter(path: str, source: str) -> bool:
     """A module that only imports and lists names (`__init__.py` of a package that re-exports its modules)."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = _parsed(path, source)
+    if tree is None:
         return False
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -171,9 +178,8 @@ def _is_reexporter(path: str, source: str) -> bool:
 def _dependents(path: str, source: str, bound: frozenset[str]) -> frozenset[str]:
     """The top-level functions and classes of a module whose code uses any of `bound` (names it imported that
     changed), and those that use them, and so on; ALL when its module-level code uses them."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = _parsed(path, source)
+    if tree is None:
         return ALL
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     uses = {n.name: {m.id for m in ast.walk(n) if isinstance(m, ast.Name)} for n in tree.body if isinstance(n, defs)}
@@ -206,9 +212,8 @@ def _passed_on(uses: _Uses, names: frozenset[str]) -> frozenset[str]:
 @functools.lru_cache(maxsize=8192)
 def string_constants(path: str, source: str) -> frozenset[str]:
     """The string literals of `source`: how a test names a file or module it runs in a subprocess."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = _parsed(path, source)
+    if tree is None:
         return frozenset()
     return frozenset(node.value for node in ast.walk(tree)
                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 500)
