@@ -155,3 +155,23 @@ def test_a_command_sees_the_committed_tree_not_what_else_lies_in_the_checkout(co
     (root / ".npmrc").write_text("//registry.npmjs.org/:_authToken=npm_secretsecretsecret\n")  # an earlier step's
     result = commanding.execute("run_command", json.dumps({"command": ["cat", ".npmrc"]}))
     assert "npm_secret" not in result and "No such file" in result
+
+
+def test_max_commands_executed_caps_run_command(commanding):
+    commanding.max_commands = 1
+    assert commanding.execute("run_command", json.dumps({"command": "cat app.py"})).startswith("exit code 0")
+    refused = commanding.execute("run_command", json.dumps({"command": "cat app.py"}))
+    assert "REFUSED (max_commands_executed)" in refused and commanding.events[-1].rule == "max_commands_executed"
+
+
+def test_sensitive_files_are_unreadable_by_the_tools_and_absent_from_every_sandbox_tree(commanding):
+    import pathspec
+
+    commanding.unreadable = pathspec.GitIgnoreSpec.from_lines(["config/*"])
+    assert commanding.sandbox is not None
+    commanding.sandbox.hidden = ("config/*",)
+    assert "REFUSED (secret_file)" in commanding.execute("read_file", json.dumps({"path": "config/production.yaml"}))
+    assert commanding.execute("search_code", json.dumps({"pattern": "replicas"})) == "no matches"
+    # Code of the change (a command here, a test or a hook alike) does not find it in its copy either.
+    shown = commanding.execute("run_command", json.dumps({"command": ["cat", "config/production.yaml"]}))
+    assert "replicas" not in shown and "No such file" in shown
