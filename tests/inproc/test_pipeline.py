@@ -323,3 +323,17 @@ def test_a_new_test_cannot_end_the_run_early_or_pass_its_failure_off_as_an_old_t
     report, _, _, _ = Case(tmp_path).run(script)
     assert (report["outcome"], report["reason"]) == ("escalated", "tests_failed"), report["detail"]
     assert report["tests"]["regression_proof"]["pre_existing_failures"] == []
+
+
+def test_a_model_cannot_rewrite_the_script_its_quality_gate_runs(tmp_path):
+    config = CONFIG.replace("guardrails:\n", "guardrails:\n  edit_scope: repo\n  quality_gates:\n"
+                                             "    - {name: contract, command: 'sh scripts/gate.sh'}\n")
+    gate = "grep -q 'deque(maxlen' app/users/service.py\n"
+    rewrite = {"name": "write_file", "arguments": {"path": "scripts/gate.sh", "content": "exit 0\n"}}
+    finish = {"name": "finish", "arguments": {"summary": "done"}}
+    script = [{"tool_calls": [rewrite]}, {"tool_calls": [finish]}, *scenarios.fix_after_an_attack()]
+    report, _, model, _ = Case(tmp_path, config=config, extra_files={"scripts/gate.sh": gate}).run(script)
+    assert [e["rule"] for e in report["guardrail_events"]] == ["protected_file"]
+    assert model.requests[2][-1]["content"].startswith("NOT FINISHED")  # the gate still judged the unfixed code
+    assert report["outcome"] == "fixed"
+    assert [(c["name"], c["decision"]) for c in report["checks"]] == [("contract", "failed"), ("contract", "passed")]
