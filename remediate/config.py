@@ -302,6 +302,76 @@ class TriggerConfig(_Model):
     event_type: str = "incident"
 
 
+class ReviewConfig(_Model):
+    """Runs on the hotfix PR after it opened: a `/remediate <instruction>` comment by someone with write access,
+    and, when opted in, a review that requests changes (docs/review-and-validation.md)."""
+    command: str = Field(default="/remediate", pattern=r"^[^\s`]{1,40}$")
+    on_changes_requested: bool = False
+    max_review_comments: int = Field(default=20, ge=0, le=100)  # the PR's review comments put in the prompt
+
+
+class SignalConfig(_Model):
+    """One metric watched after a deployment: an MCP tool call, a value read from its answer, a threshold."""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,60}$")
+    server: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)  # strings may use {service}, {incident_id}, {environment}
+    value: str | None = None  # a JSONPath (RFC 9535) into the tool's structured content
+    regex: str | None = None  # or an RE2 pattern on its text; the first group (else the match) is the number
+    healthy: str  # a comparison: "< 300000000", ">= 0.99", "== 0"
+
+    @field_validator("value")
+    @classmethod
+    def _jsonpath(cls, value: str | None) -> str | None:
+        if value is not None:
+            import jsonpath
+            try:
+                jsonpath.compile(value)
+            except jsonpath.JSONPathError as exc:
+                raise ValueError(f"not a JSONPath: {str(exc).splitlines()[0]}") from None
+        return value
+
+    _regex = field_validator("regex")(lambda v: v if v is None else _re2_pattern(v))
+
+    @field_validator("healthy")
+    @classmethod
+    def _comparison(cls, value: str) -> str:
+        from remediate.followup.signals import Threshold
+        Threshold.parse(value)  # raises ValueError naming what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _one_reader(self) -> SignalConfig:
+        if (self.value is None) == (self.regex is None):
+            raise ValueError("give exactly one of value (a JSONPath) and regex")
+        return self
+
+
+class ValidationConfig(_Model):
+    """Staging validation after a deployment (docs/review-and-validation.md)."""
+    environment: str | list[str] = "staging"
+    window_seconds: float = Field(default=600, gt=0, le=6 * 3600)
+    interval_seconds: float = Field(default=60, gt=0)
+    consecutive: int = Field(default=3, ge=1, le=1000)
+    signals: list[SignalConfig] = Field(default_factory=list)
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        return (self.environment,) if isinstance(self.environment, str) else tuple(self.environment)
+
+    @model_validator(mode="after")
+    def _fits(self) -> ValidationConfig:
+        if self.interval_seconds > self.window_seconds:
+            raise ValueError("interval_seconds is longer than window_seconds: not one sample would be taken")
+        samples = int(self.window_seconds // self.interval_seconds) + 1
+        if samples < self.consecutive:
+            raise ValueError(f"the window holds {samples} samples, fewer than consecutive ({self.consecutive})")
+        names = [s.name for s in self.signals]
+        if len(set(names)) != len(names):
+            raise ValueError("signal names must be unique")
+        return self
+
+
 HOOK_EVENTS = ("pre_tool_use", "post_tool_use", "pre_llm_call", "post_llm_call", "session_start", "session_end",
                "on_error", "agent_complete", "budget_warning", "context_compress")
 # Pre-event hooks decide: a block (exit 2) stops what was about to happen, and an error or timeout blocks too
@@ -369,6 +439,8 @@ class Config(_Model):
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     source: str | None = None
     source_path: str | None = None  # the file read, relative to the repository root (None: none, or outside it)
     # architect keys that load but that remediate does not act on: (key, why), named once in the log and report.
@@ -497,25 +569,37 @@ def find_config_file(repo: Path, explicit: str | None) -> Path | None:
 
 def load_config(repo: Path, explicit: str | None = None, overrides: Mapping[str, str] | None = None) -> Config:
     path = find_config_file(repo, explicit)
+    if path is None:
+        return parse_config(None, None, overrides)
+    label = path.name if path.parent == repo else str(path)
+    config = parse_config(path.read_text(encoding="utf-8", errors="replace"), label, overrides)
+    inside = None
+    try:
+        inside = path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        inside = None
+    return config.model_copy(update={"source_path": inside})
+
+
+def parse_config(text: str | None, label: str | None, overrides: Mapping[str, str] | None = None) -> Config:
+    """A config from its text (None: no file, the defaults); `label` names it in errors."""
     data: dict[str, Any] = {}
     lines: dict[tuple[Any, ...], int] = {}
-    label = None
-    if path is not None:
-        label = path.name if path.parent == repo else str(path)
-        data, lines = _parse_yaml(path.read_text(encoding="utf-8", errors="replace"), label)
+    if text is not None:
+        data, lines = _parse_yaml(text, label or "config")
     data, ignored = _architect_only(data, lines, label)
     data, overridden = _apply_overrides(data, overrides or {})
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise _user_error(exc, lines, label, overridden) from None
-    inside = None
-    if path is not None:
-        try:
-            inside = path.resolve().relative_to(repo.resolve()).as_posix()
-        except ValueError:
-            inside = None
-    return config.model_copy(update={"source": label, "source_path": inside, "ignored": ignored})
+    known = {server.name for server in config.mcp.servers}
+    for i, signal in enumerate(config.validation.signals):
+        if signal.server not in known:
+            raise UserError(f"{signal.server!r} is not the name of a server in mcp.servers",
+                            field=f"validation.signals[{i}].server", source=label,
+                            line=lines.get(("validation", "signals", i, "server")))
+    return config.model_copy(update={"source": label, "ignored": ignored})
 
 
 def _parse_yaml(text: str, label: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:

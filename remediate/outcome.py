@@ -15,16 +15,18 @@ class Outcome(StrEnum):
     FIXED = "fixed"
     ESCALATED = "escalated"
     ERROR = "error"
+    SKIPPED = "skipped"  # the event was not for remediate to act on (docs/review-and-validation.md)
 
     @property
     def exit_code(self) -> int:
-        return {Outcome.FIXED: 0, Outcome.ESCALATED: 2, Outcome.ERROR: 1}[self]
+        return {Outcome.FIXED: 0, Outcome.ESCALATED: 2, Outcome.ERROR: 1, Outcome.SKIPPED: 0}[self]
 
 
 class Reason(StrEnum):
     # fixed
     TESTS_PASSED = "tests_passed"
     TESTS_PASS_EXCEPT_PRE_EXISTING = "tests_pass_except_pre_existing_failures"
+    RECOVERED = "recovered"
     # escalated: the agent loop stopped without a fix
     MODEL_GAVE_UP = "model_gave_up"
     GUARDRAIL_REFUSALS = "guardrail_refusals"
@@ -40,6 +42,14 @@ class Reason(StrEnum):
     PUSH_REJECTED = "push_rejected"
     BRANCH_DIVERGED = "branch_diverged"
     PROPOSAL_REFUSED = "proposal_refused"
+    # escalated: staging validation
+    NOT_RECOVERED = "not_recovered"
+    VALIDATION_UNKNOWN = "validation_unknown"
+    # skipped: the event asks nothing of remediate
+    NOT_TRIGGERED = "not_triggered"
+    NOT_AUTHORIZED = "not_authorized"
+    NOT_A_HOTFIX = "not_a_hotfix"
+    NO_INCIDENT = "no_incident"
     # error: the run could not proceed
     BAD_INPUT = "bad_input"
     MCP_UNAVAILABLE = "mcp_unavailable"
@@ -61,6 +71,8 @@ REASONS: dict[Reason, tuple[Outcome, str]] = {
     Reason.TESTS_PASS_EXCEPT_PRE_EXISTING: (
         Outcome.FIXED, "the affected tests pass except failures that fail on the code before the fix too; "
                        "they are named in the report"),
+    Reason.RECOVERED: (Outcome.FIXED, "staging validation: every signal was healthy for its last `consecutive` "
+                                      "samples after the deployment"),
     Reason.MODEL_GAVE_UP: (Outcome.ESCALATED, "the model called escalate; its reason is the detail"),
     Reason.GUARDRAIL_REFUSALS: (Outcome.ESCALATED, "the model reached guardrails.max_refusals refused tool calls"),
     Reason.BUDGET_EXHAUSTED: (Outcome.ESCALATED, "the next LLM call could exceed costs.budget_usd"),
@@ -77,6 +89,19 @@ REASONS: dict[Reason, tuple[Outcome, str]] = {
     Reason.BRANCH_DIVERGED: (Outcome.ESCALATED, "the hotfix branch on origin has commits remediate did not make"),
     Reason.PROPOSAL_REFUSED: (Outcome.ESCALATED, "command: deliver refused the first job's proposal: the base "
                                                  "branch's guardrails refuse it, or it does not apply to its base"),
+    Reason.NOT_RECOVERED: (Outcome.ESCALATED, "staging validation: a signal was unhealthy in its last "
+                                              "`consecutive` samples"),
+    Reason.VALIDATION_UNKNOWN: (Outcome.ESCALATED, "staging validation: a signal could not be read, so nothing "
+                                                   "says the fix worked"),
+    Reason.NOT_TRIGGERED: (Outcome.SKIPPED, "the event asks nothing of remediate: a comment without the command, "
+                                            "a review that requests no changes (or review runs are off), a "
+                                            "deployment that did not succeed or to an environment not validated"),
+    Reason.NOT_AUTHORIZED: (Outcome.SKIPPED, "the comment or review is by a bot or by someone without write, "
+                                             "maintain or admin permission; nothing ran and nothing was replied"),
+    Reason.NOT_A_HOTFIX: (Outcome.SKIPPED, "the pull request is not one remediate opened (branch prefix, the "
+                                           "Incident-Id trailer, the marker in its description)"),
+    Reason.NO_INCIDENT: (Outcome.SKIPPED, "the deployed commits since the last validated deployment carry no "
+                                          "Incident-Id trailer"),
     Reason.BAD_INPUT: (Outcome.ERROR, "bad input or configuration; the detail names the field"),
     Reason.MCP_UNAVAILABLE: (Outcome.ERROR, "an MCP server could not be reached or failed"),
     Reason.LLM_UNAVAILABLE: (Outcome.ERROR, "the LLM endpoint failed after its retries"),

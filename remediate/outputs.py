@@ -30,7 +30,8 @@ def publish(report: Report, runner: Runner, redact: Redactor, environ: Mapping[s
                "cost-usd": f"{report.cost_usd:.6f}", "llm-calls": str(len(report.llm_calls)),
                "report-path": shown_path,
                "escalation-url": report.escalation.issue_url or "" if report.escalation else "",
-               "attempt-branch": report.attempt_branch or "", "proposal-path": str(proposal_path or "")}
+               "attempt-branch": report.attempt_branch or "", "proposal-path": str(proposal_path or ""),
+               "validation": str((report.validation or {}).get("verdict") or "")}
     runner.set_outputs(outputs)
     runner.write_summary(redact(render_summary(report, shown_path)))
     if report.outcome == Outcome.ERROR:

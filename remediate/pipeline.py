@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from opentelemetry import trace
@@ -34,6 +35,10 @@ from remediate.deliver.delivery import deliver
 from remediate.deliver.escalation import escalate
 from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
+from remediate.followup import marker
+from remediate.followup import review as followup_review
+from remediate.followup import validation as followup_validation
+from remediate.followup.review import FollowUp
 from remediate.gitops import Git, workspace_drift
 from remediate.guard.changes import ChangeSet
 from remediate.guard.guardrails import policy_for
@@ -77,6 +82,8 @@ class Run:
     telemetry: Telemetry = field(default_factory=lambda: telemetry_setup(TelemetryConfig()))
     trace_id: str = field(default_factory=new_trace_id)  # the run's, from its first moment: every output has it
     setup: Setup | None = None  # once config and incident are read
+    followup: FollowUp | None = None  # a review run's additions to the prompt, budget and delivery
+    cleanups: list[Callable[[], None]] = field(default_factory=list)  # run when the run is over
     traceparent: str | None = None  # the run's root span, for a second job to continue the trace
     proposal_path: Path | None = None
 
@@ -104,8 +111,15 @@ class Run:
         self.report.trace_id = self.trace_id
         self._secret(self.request.github_token)
         try:
-            self.setup = self._setup()
-            self._traced(self.setup)
+            if self.request.event_name in followup_review.EVENTS:
+                self.report.mode = "review"
+                followup_review.execute(self)
+            elif self.request.event_name in followup_validation.EVENTS:
+                self.report.mode = "validate"
+                followup_validation.execute(self)
+            else:
+                self.setup = self._setup()
+                self._traced(self.setup)
         except Stop as stop:
             self._end(stop.outcome, stop.reason, stop.detail)
         except Exception as exc:
@@ -116,6 +130,8 @@ class Run:
                 self.proposal_path = self._write_proposal(self.setup)
             if self.setup:
                 self.setup.git.close()  # after escalation, which may push the attempt from it
+            for cleanup in reversed(self.cleanups):
+                cleanup()
         return self.report
 
     def _setup(self) -> Setup:
@@ -136,6 +152,16 @@ class Run:
             self.report.incident = incident
         if config_error or config is None:
             raise config_error or UserError("no configuration", field="config")
+        self.configure(config)
+        return Setup(request, config, incident, self.redact, self.telemetry, self.runner, self.open_git())
+
+    def read_config(self) -> Config:
+        """The checkout's config (a follow-up run reads it before it knows the incident)."""
+        with self.stage("config"):
+            return load_config(self.request.repo, self.request.inputs.get("config"), self.request.inputs)
+
+    def configure(self, config: Config) -> None:
+        """What a config means for the run before any stage: its notices, its secrets, its telemetry."""
         self.report.config_source = config.source
         self.report.ignored_config = list(config.ignored)
         for key, why in config.ignored:
@@ -145,25 +171,32 @@ class Run:
                 "no configuration file found (.remediate.yaml, .remediate.yml, .architect.yaml, .architect.yml): "
                 "defaults are used, with no MCP server, so the model sees no logs or incident data; add one "
                 "(docs/configuration.md)")
-        names, values = config.secret_sources()
-        for value in [request.environ.get(name) for name in names] + values:
-            self._secret(value)
+        self.configure_secrets(config)
         self.telemetry = telemetry_setup(config.telemetry, trace_id=self.trace_id)
+
+    def configure_secrets(self, config: Config) -> None:
+        names, values = config.secret_sources()
+        for value in [self.request.environ.get(name) for name in names] + values:
+            self._secret(value)
+
+    def open_git(self) -> Git:
+        request = self.request
         if not (request.repo / ".git").exists():
             raise UserError(f"{request.repo} is not a git checkout", field="GITHUB_WORKSPACE",
                             hint="run actions/checkout before this action")
-        git = Git.open(request.repo, scrubbed_env(request.environ), request.environ.get("GITHUB_SERVER_URL"))
-        return Setup(request, config, incident, self.redact, self.telemetry, self.runner, git)
+        return Git.open(request.repo, scrubbed_env(request.environ), request.environ.get("GITHUB_SERVER_URL"))
 
     def _secret(self, value: str | None) -> None:
         self.redact.add(value)
         self.runner.mask(value)
 
-    def _traced(self, setup: Setup) -> None:
+    def _traced(self, setup: Setup, parent: str | None = None, body: Callable[[], None] | None = None) -> None:
+        """The run's root span around `body` (by default: remediate, or deliver a proposal), as a child of
+        `parent`, else of the proposal's or the incident's traceparent."""
         report = self.report
-        handed = self._read_proposal(setup) if self.mode == "deliver" else None
+        handed = self._read_proposal(setup) if self.mode == "deliver" and body is None else None
         with setup.telemetry.tracer.start_as_current_span(
-                "invoke_agent remediate", context=parent_context((handed and handed.traceparent)
+                "invoke_agent remediate", context=parent_context(parent or (handed and handed.traceparent)
                                                                  or setup.incident.traceparent),
                 kind=trace.SpanKind.INTERNAL,
                 attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "remediate",
@@ -174,7 +207,9 @@ class Run:
             if template:
                 report.trace_url = template.replace("{trace_id}", report.trace_id)
             try:
-                if handed is not None:
+                if body is not None:
+                    body()
+                elif handed is not None:
                     self._deliver_proposal(setup, handed)
                 else:
                     self._remediate(setup)
@@ -216,6 +251,9 @@ class Run:
 
     def _remediate_in(self, setup: Setup, sandbox: Sandbox, hooks: Hooks) -> None:
         config, report = setup.config, self.report
+        followup = self.followup
+        if followup is not None:  # a later run of the incident: what the earlier ones spent is gone
+            config = followup.budgeted(config)
         if config.tests.setup:
             with self.stage("test_setup"):
                 install(setup, sandbox)
@@ -245,6 +283,8 @@ class Run:
             agent = Agent.for_config(config, model, toolbox, price, setup.telemetry)
             prompt = pack.render() + "\n" + scope_note(policy.scope_files, policy.protected,
                                                       policy.max_files_modified, policy.max_lines_changed).render()
+            if followup is not None:
+                prompt += "\n" + followup.prompt()
             with self.stage("agent"):
                 try:
                     result = agent.run(prompt)
@@ -281,12 +321,25 @@ class Run:
 
     def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None],
                  flagged: bool = False) -> PullRequest:
+        if self.followup is not None:
+            return self.followup.deliver(setup, changes, self.report)
         with setup.telemetry.span("github get_repo"):
             github = self._github()
+        reason = Reason.TESTS_PASS_EXCEPT_PRE_EXISTING if flagged else Reason.TESTS_PASSED
         return deliver(setup, github, changes, self.request.github_token, self.report.trace_id,
-                       self.report.agent_summary, lambda: (self.redact(render_pr_body(self.report)),
+                       self.report.agent_summary, lambda: (self._pr_body(reason),
                                                            self.redact(render_changes(self.report))), after_commit,
                        flagged)
+
+    def _pr_body(self, reason: Reason) -> str:
+        """The report, the table of the incident's runs, and the marker later runs continue from."""
+        report = self.report
+        assert report.incident is not None
+        state = marker.State(report.incident, self.traceparent, (marker.RunEntry(
+            report.mode, report.trace_id, str(Outcome.FIXED), str(reason), report.cost_usd,
+            datetime.now(UTC).isoformat(timespec="seconds")),))
+        body = self.redact(render_pr_body(report))
+        return marker.replace_in(marker.with_runs_table(body, state), state)
 
     def _write_proposal(self, setup: Setup) -> Path:
         report = self.report
@@ -319,6 +372,9 @@ class Run:
                                       flagged=Reason.parse(handed.reason) == Reason.TESTS_PASS_EXCEPT_PRE_EXISTING)
         self._end(Outcome.FIXED, Reason.parse(handed.reason), f"pull request {report.pr.url}")
 
+    def github(self) -> GitHub:
+        return self._github()
+
     def _github(self) -> GitHub:
         env = self.request.environ
         return self.edges.github(self.request.github_token or "", env.get("GITHUB_API_URL") or "https://api.github.com",
@@ -326,7 +382,7 @@ class Run:
 
     def _end(self, outcome: Outcome, reason: Reason, detail: str) -> None:
         self.report.outcome, self.report.reason, self.report.detail = outcome, reason, self.redact(detail)
-        if outcome != Outcome.FIXED and self.ships:
+        if outcome not in (Outcome.FIXED, Outcome.SKIPPED) and self.ships:
             self._escalate()
 
     def _escalate(self) -> None:

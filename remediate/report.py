@@ -1,4 +1,4 @@
-"""The post-mortem report: one record, written as JSON (schema_version 1) and rendered as Markdown."""
+"""The post-mortem report: one record, written as JSON (schema_version 2) and rendered as Markdown."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from remediate.inert import code, inert, inline
 from remediate.outcome import Outcome, Reason
 from remediate.records import CheckRun, Escalation, GuardrailEvent, McpCallRecord, PullRequest, RegressionProof, TestRun
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent / "schema" / "report.schema.json"
 
 
@@ -56,6 +56,8 @@ class Report:
     checks: list[CheckRun] = field(default_factory=list)  # every hook and quality gate run
     test_runs: list[dict[str, Any]] = field(default_factory=list)  # every test run asked for: why, what, reused
     ignored_config: list[tuple[str, str]] = field(default_factory=list)  # architect keys loaded, not acted on
+    review: dict[str, Any] | None = None  # a run on review of the hotfix PR (remediate/followup/review.py)
+    validation: dict[str, Any] | None = None  # a staging validation run (remediate/followup/validation.py)
 
     @property
     def cost_usd(self) -> float:
@@ -107,6 +109,8 @@ class Report:
             "checks": [c.to_dict() for c in self.checks],
             "test_runs": self.test_runs,
             "ignored_config": [{"key": key, "why": why} for key, why in self.ignored_config],
+            "review": self.review,
+            "validation": self.validation,
             "warnings": self.warnings,
         }
 
@@ -246,6 +250,11 @@ def _cost(report: Report) -> str:
     return f"{len(report.llm_calls)} LLM calls to {inline(str(report.model))}, ${report.cost_usd:.4f}{budget}"
 
 
+def run_lines(report: Report) -> list[str]:
+    """Tests, cost and trace: the lines every account of a run ends with."""
+    return ["### Tests", *_tests(report), "", f"- {_cost(report)}", f"- Trace ID: {_trace(report)}"]
+
+
 def render_pr_body(report: Report) -> str:
     parts = ["## Hotfix for incident " + (inline(report.incident.id) if report.incident else ""), "",
              *_diagnosis(report), "", "### Why this change", _quoted(report.agent_summary) or "_No summary given._",
@@ -258,7 +267,35 @@ def render_pr_body(report: Report) -> str:
     return "\n".join(parts)
 
 
+def validation_table(entry: dict[str, Any]) -> str:
+    """One incident's signals after a deployment: at the incident, last, threshold, verdict."""
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:g}"
+    rows = ["| signal | at the incident | last | healthy when | verdict |", "|---|---|---|---|---|"]
+    for s in entry["signals"]:
+        error = next((x["error"] for x in reversed(s["samples"]) if x.get("error")), None)
+        note = f" ({_cell(error[:80])})" if error and s["verdict"] == "unknown" else ""
+        rows.append(f"| {_cell(s['name'])} | {number(s['at_incident'])} | {number(s['last'])} | "
+                    f"`{s['threshold']}` | {s['verdict']}{note} |")
+    return "\n".join(rows)
+
+
+def _validation_escalation(report: Report) -> str:
+    validation = report.validation or {}
+    parts = [f"## remediate: the fix did not prove itself in {_cell(str(validation.get('environment')))}: "
+             f"`{report.reason}`", "", inert(report.detail or ""), "",
+             f"Deployed commit `{str(validation.get('sha'))[:12]}`, watched for {validation.get('window_seconds')}s."]
+    for entry in validation.get("incidents", []):
+        pr = entry.get("pr")
+        where = f" (pull request [#{pr['number']}]({_url(pr['url'])}))" if pr else " (no pull request found)"
+        parts += ["", f"### {inline(entry['incident_id'])}: `{entry['verdict']}`{where}", "", validation_table(entry)]
+    parts += ["", f"- Trace ID: {_trace(report)}"]
+    return "\n".join(parts)
+
+
 def render_escalation(report: Report) -> str:
+    if report.validation and report.validation.get("incidents"):
+        return _validation_escalation(report)
     parts = [f"## remediate could not ship a fix: `{report.reason}`", "", inert(report.detail or ""), "",
              "### Diagnosis", *_diagnosis(report), "", "### What was tried",
              _quoted(report.agent_summary) or "_The agent did not summarise its attempt._", "",
@@ -279,7 +316,7 @@ def render_escalation(report: Report) -> str:
 
 
 def render_summary(report: Report, report_path: str) -> str:
-    icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌"}[report.outcome]
+    icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌", "skipped": "⏭️"}[report.outcome]
     reason = f"Reason: `{report.reason}` {inert(report.detail)}".strip()
     lines = [f"# {icon} remediate: {report.outcome}", "", reason, ""]
     if report.pr:

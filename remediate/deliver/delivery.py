@@ -14,6 +14,7 @@ import pathspec
 
 from remediate.config import DeliveryConfig
 from remediate.deliver.github import GitHub, GitHubError
+from remediate.followup import marker
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident
@@ -70,7 +71,7 @@ def pr_title(incident: Incident) -> str:
 
 
 def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: DeliveryConfig, base_branch: str,
-                  trace_id: str, summary: str | None, branch: str | None = None) -> Commit:
+                  trace_id: str, summary: str | None, branch: str | None = None, title: str | None = None) -> Commit:
     """A commit of exactly the vetted bytes on top of the base commit recorded when the run began: built in a
     fresh index from the change we hold in memory, never from the disk, the workspace's index or HEAD."""
     branch = branch or hotfix_branch(config, incident)
@@ -95,7 +96,7 @@ def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: Deli
             mode = mode if mode in ("100644", "100755") else "100644"
             git.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{change.path}", extra_env=index)
         tree = git.run("write-tree", extra_env=index).stdout.decode().strip()
-    message = (f"{pr_title(incident)}\n\n{inert_plain((summary or '').strip()[:2000])}\n\n"
+    message = (f"{title or pr_title(incident)}\n\n{inert_plain((summary or '').strip()[:2000])}\n\n"
                f"Incident-Id: {incident.id}\nTrace-Id: {trace_id}\n")
     identity = {"GIT_AUTHOR_NAME": config.bot_name, "GIT_AUTHOR_EMAIL": config.bot_email,
                 "GIT_COMMITTER_NAME": config.bot_name, "GIT_COMMITTER_EMAIL": config.bot_email}
@@ -172,7 +173,7 @@ def open_or_update_pr(github: GitHub, commit: Commit, incident: Incident, body: 
     created = False
     if existing:
         pr = existing
-        github.edit_body(pr.number, body)
+        github.edit_body(pr.number, marker.carried(existing.body, body))
         github.comment(pr.number, f"remediate re-ran for incident {inline(incident.id)} and force-pushed this branch "
                                   f"to `{commit.sha[:12]}`; the description is updated.\n\n{what_changed}".strip())
     else:

@@ -99,12 +99,25 @@ def pagerduty_event(ctx: EscalationContext, routing_key: str, severity: str) -> 
             "custom_details": {"reason": report.reason, "detail": ctx.redact(report.detail)[:2000],
                                "trace_id": report.trace_id, "cost_usd": report.cost_usd,
                                "changes": [c.path for c in report.changes],
-                               "tests": report.tests.summary() if report.tests else None},
+                               "tests": report.tests.summary() if report.tests else None,
+                               **({"validation": _validation_details(report)} if report.validation else {})},
         },
         "links": links,
         "client": "remediate",
         **({"client_url": ctx.run_url} if ctx.run_url else {}),
     }
+
+
+def _validation_details(report: Report) -> dict[str, Any]:
+    """What staging showed, compact: per incident, its PR and each signal's last value and verdict."""
+    validation = report.validation or {}
+    return {"environment": validation.get("environment"), "sha": validation.get("sha"),
+            "verdict": validation.get("verdict"),
+            "incidents": [{"incident_id": e["incident_id"], "pr_url": (e.get("pr") or {}).get("url"),
+                           "signals": {s["name"]: {"at_incident": s["at_incident"], "last": s["last"],
+                                                   "threshold": s["threshold"], "verdict": s["verdict"]}
+                                       for s in e["signals"]}}
+                          for e in validation.get("incidents", [])]}
 
 
 def slack_message(ctx: EscalationContext) -> dict[str, Any]:

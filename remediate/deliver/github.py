@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from remediate.errors import UserError
 from remediate.outcome import Failure, Reason
@@ -22,6 +23,30 @@ class IssueRef:
     number: int
     url: str
     body: str = ""
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    number: int
+    url: str
+    state: str
+    body: str
+    head_ref: str
+    head_sha: str
+    head_repo: str  # owner/name of the head's repository: a fork's differs
+    base_ref: str
+    merged: bool = False
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    author: str
+    path: str
+    line: int | None
+    body: str
+
+
+WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
 
 class GitHub(Protocol):
@@ -49,6 +74,27 @@ class GitHub(Protocol):
         """Open issues that are not pull requests."""
 
     def create_issue(self, title: str, body: str, labels: Sequence[str]) -> IssueRef: ...
+
+    # After the PR (remediate/followup): review runs and staging validation.
+    def permission(self, login: str) -> str:
+        """The user's role on the repository: admin, maintain, write, triage, read or none."""
+
+    def react(self, content: str, *, comment_id: int | None = None, issue_number: int | None = None) -> None: ...
+
+    def pull(self, number: int) -> PullInfo: ...
+
+    def find_pull(self, head_branch: str) -> PullInfo | None:
+        """The newest pull request from this repository's branch, open, closed or merged."""
+
+    def review_comments(self, number: int, limit: int) -> list[ReviewComment]: ...
+
+    def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None) -> None: ...
+
+    def status_states(self, sha: str, context: str) -> list[str]:
+        """The states of the commit's statuses with this context, newest first."""
+
+    def deployments(self, environment: str, limit: int) -> list[tuple[int, str]]:
+        """(id, sha) of the environment's deployments, newest first."""
 
 
 class PyGitHub:
@@ -166,6 +212,81 @@ class PyGitHub:
         issue = self._call("opening the escalation issue",
                            lambda: self._repo.create_issue(title=title, body=body, labels=list(labels)))
         return IssueRef(issue.number, issue.html_url, body)
+
+    def permission(self, login: str) -> str:
+        from github import GithubException
+
+        try:
+            raw = self._repo.requester.requestJsonAndCheck(  # role_name tells maintain from write
+                "GET", f"{self._repo.url}/collaborators/{quote(login, safe='')}/permission")[1]
+        except GithubException as exc:
+            if exc.status == 404:  # not a collaborator
+                return "none"
+            raise GitHubError(explain(exc, f"reading the permission of {login}")) from None
+        role = raw.get("role_name") if isinstance(raw, dict) else None
+        permission = raw.get("permission") if isinstance(raw, dict) else None
+        return str(role if role in ("admin", "maintain", "write", "triage", "read") else permission or "none")
+
+    def react(self, content: str, *, comment_id: int | None = None, issue_number: int | None = None) -> None:
+        path = f"issues/comments/{comment_id}" if comment_id is not None else f"issues/{issue_number}"
+        self._call("reacting", lambda: self._repo.requester.requestJsonAndCheck(
+            "POST", f"{self._repo.url}/{path}/reactions", input={"content": content}))
+
+    @staticmethod
+    def _pull_info(pr: Any) -> PullInfo:
+        head_repo = pr.head.repo.full_name if pr.head.repo is not None else ""
+        return PullInfo(pr.number, pr.html_url, pr.state, pr.body or "", pr.head.ref, pr.head.sha, head_repo,
+                        pr.base.ref, bool(pr.merged))
+
+    def pull(self, number: int) -> PullInfo:
+        def get() -> PullInfo:
+            pr = self._repo.get_pull(number)
+            self._objects[number] = pr
+            return self._pull_info(pr)
+        return self._call(f"reading pull request #{number}", get)
+
+    def find_pull(self, head_branch: str) -> PullInfo | None:
+        def find() -> PullInfo | None:
+            owner = self._repo.owner.login
+            for pr in self._repo.get_pulls(state="all", head=f"{owner}:{head_branch}", sort="created",
+                                           direction="desc"):
+                self._objects[pr.number] = pr
+                return self._pull_info(pr)
+            return None
+        return self._call("looking for the pull request", find)
+
+    def review_comments(self, number: int, limit: int) -> list[ReviewComment]:
+        def listed() -> list[ReviewComment]:
+            found = []
+            for comment in self._pull(number).get_review_comments():
+                found.append(ReviewComment(comment.user.login if comment.user else "", comment.path or "",
+                                           comment.line, comment.body or ""))
+            return found[-limit:] if limit else []
+        return self._call("reading review comments", listed)
+
+    def set_status(self, sha: str, state: str, context: str, description: str, target_url: str | None) -> None:
+        body = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        self._call("publishing the commit status", lambda: self._repo.requester.requestJsonAndCheck(
+            "POST", f"{self._repo.url}/statuses/{sha}", input=body))
+
+    def status_states(self, sha: str, context: str) -> list[str]:
+        def listed() -> list[str]:
+            raw = self._repo.requester.requestJsonAndCheck(
+                "GET", f"{self._repo.url}/commits/{sha}/statuses", parameters={"per_page": 100})[1]
+            return [str(s.get("state")) for s in raw or [] if isinstance(s, dict) and s.get("context") == context]
+        return self._call("reading commit statuses", listed)
+
+    def deployments(self, environment: str, limit: int) -> list[tuple[int, str]]:
+        def listed() -> list[tuple[int, str]]:
+            found = []
+            for deployment in self._repo.get_deployments(environment=environment):
+                found.append((deployment.id, deployment.sha))
+                if len(found) >= limit:
+                    break
+            return found
+        return self._call(f"listing deployments to {environment}", listed)
 
     def _remember(self, issue: Any) -> IssueRef:
         self._objects[issue.number] = issue

@@ -35,6 +35,7 @@ class Incident:
     traceparent: str | None = None
     source: str | None = None
     trigger: str = "cli"
+    metrics: tuple[tuple[str, float], ...] = ()  # the incident's values by signal name, for staging validation
 
     @property
     def branch_slug(self) -> str:
@@ -52,6 +53,7 @@ class Incident:
             "traceparent": self.traceparent,
             "source": self.source,
             "trigger": self.trigger,
+            "metrics": dict(self.metrics),
         }
 
 
@@ -105,6 +107,19 @@ def _links(value: Any, where: str) -> tuple[tuple[str, str], ...]:
                  if isinstance(v, str) and re.match(r"^https?://\S+$", v))
 
 
+def _metrics(value: Any, where: str) -> tuple[tuple[str, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise UserError(f"expected an object of signal name to number, got {type(value).__name__}", field=where)
+    metrics = []
+    for name, number in list(value.items())[:_MAX_LIST]:
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number:
+            raise UserError(f"expected a number, got {number!r}", field=f"{where}.{str(name)[:60]}")
+        metrics.append((str(name)[:60], float(number)))
+    return tuple(metrics)
+
+
 def valid_traceparent(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -138,6 +153,7 @@ def from_payload(payload: Any, *, trigger: str, where: str = "client_payload") -
         traceparent=valid_traceparent(payload.get("traceparent")),
         source=_text(payload.get("source"), f"{where}.source"),
         trigger=trigger,
+        metrics=_metrics(payload.get("metrics"), f"{where}.metrics"),
     )
 
 

@@ -229,10 +229,12 @@ class McpHub:
     def find(self, server: str, name: str) -> McpTool | None:
         return next((t for t in self.offered.get(server, []) if t.name == name), None)
 
-    def call(self, tool: McpTool, arguments: Mapping[str, Any], *, by: str) -> McpResult:
+    def call(self, tool: McpTool, arguments: Mapping[str, Any], *, by: str, within: float | None = None) -> McpResult:
+        """`within`: seconds the caller waits at most (the call is abandoned then, an McpError), on top of the
+        server's own timeouts."""
         server = next(s for s in self.servers if s.name == tool.server)
         if self.telemetry is None:
-            return self._timed_call(server, tool, arguments, by, None)
+            return self._timed_call(server, tool, arguments, by, None, within)
         from opentelemetry.trace import SpanKind
 
         from remediate.telemetry import set_error, traceparent_of
@@ -243,26 +245,30 @@ class McpHub:
                 "gen_ai.operation.name": "execute_tool", "mcp.protocol.version":
                 connection.protocol_version if connection else None, "remediate.mcp.caller": by},
                 kind=SpanKind.CLIENT) as span:
-            result = self._timed_call(server, tool, arguments, by, traceparent_of(span))
+            result = self._timed_call(server, tool, arguments, by, traceparent_of(span), within)
             if result.is_error:
                 span.set_attribute("error.type", "tool_error")
                 set_error(span, "the tool reported an error")
             return result
 
     def _timed_call(self, server: MCPServerConfig, tool: McpTool, arguments: Mapping[str, Any], by: str,
-                    traceparent: str | None) -> McpResult:
+                    traceparent: str | None, within: float | None = None) -> McpResult:
         started = time.monotonic()
         ok = False
         connection = self._connections[server.name]
+        future = None
         try:
             future = asyncio.run_coroutine_threadsafe(
                 self._call(connection, tool, dict(arguments), traceparent), self._loop)  # type: ignore[arg-type]
-            result = future.result(timeout=2 * server.timeout_seconds + server.connect_timeout_seconds + 5)
+            limit = 2 * server.timeout_seconds + server.connect_timeout_seconds + 5
+            result = future.result(timeout=limit if within is None else max(min(limit, within), 0.01))
             ok = not result.is_error
             return result
         except McpError:
             raise
         except Exception as exc:  # every failure becomes one message naming the server
+            if future is not None:
+                future.cancel()  # abandoned at the caller's limit: the call does not go on in the background
             raise McpError(_failure(server, exc, connection, f"tool {tool.name!r}")) from None
         finally:
             self.records.append(McpCallRecord(tool.server, tool.name, ok,

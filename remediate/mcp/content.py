@@ -16,13 +16,14 @@ _REF_DEPTH = 8
 class McpResult:
     text: str
     is_error: bool
+    structured: Any = None  # the structured content as the server sent it (staging signals read it)
 
 
 def result_text(result: Any) -> McpResult:
     """Flatten a CallToolResult for the model. Structured content is the authoritative form when present
     (text blocks that merely repeat it are dropped); images and audio are named, never dumped as base64;
     embedded text resources are included, binary ones and resource links are named with their URI."""
-    structured = getattr(result, "structured_content", None)
+    structured = raw_structured = getattr(result, "structured_content", None)
     texts = [block.text for block in result.content or [] if getattr(block, "type", "") == "text"]
     if isinstance(structured, dict) and len(structured) == 1 and next(iter(structured.values())) == "\n".join(texts):
         structured = None  # a plain value wrapped as {"result": ...} by the server's SDK: the text says it all
@@ -47,7 +48,7 @@ def result_text(result: Any) -> McpResult:
             parts.append(f"[resource link: {block.uri}{f' ({name})' if name else ''}]")
         else:
             parts.append(f"[{kind or 'unknown'} content omitted]")
-    return McpResult("\n".join(parts), bool(getattr(result, "is_error", False)))
+    return McpResult("\n".join(parts), bool(getattr(result, "is_error", False)), raw_structured)
 
 
 def _same_json(text: str, value: Any) -> bool:

@@ -30,4 +30,4 @@ def test_the_docs_table_lists_each_reason_with_its_outcome():
     reasons = {row[0]: row[1] for row in rows if len(row) == 3 and row[0] in {r.value for r in Reason}}
     assert reasons == {r.value: o.value for r, (o, _) in REASONS.items()}
     exits = {row[0]: int(row[2]) for row in rows if row[0] in {o.value for o in Outcome}}
-    assert exits == {o.value: o.exit_code for o in Outcome} == {"fixed": 0, "escalated": 2, "error": 1}
+    assert exits == {o.value: o.exit_code for o in Outcome} == {"fixed": 0, "escalated": 2, "error": 1, "skipped": 0}
