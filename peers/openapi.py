@@ -7,6 +7,7 @@ parameters must be declared, and its JSON body must match the request-body schem
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,7 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT / "tests" / "npm" / "node_modules" / "@octokit" / "openapi" / "generated" / \
     "api.github.com.deref.json"
 CACHE = ROOT / ".cache" / "github-openapi-subset.json"
-_WANTED = re.compile(r"^/repos/\{owner\}/\{repo\}(/(pulls|issues|labels)(/.*)?)?$")
+_WANTED = re.compile(
+    r"^/repos/\{owner\}/\{repo\}(/(pulls|issues|labels|collaborators|commits|statuses|deployments)(/.*)?)?$")
+# The cached subset is valid for one spec file, one selection of paths and one shape of extraction.
+_EXTRACTION = f"v1:{hashlib.sha256(_WANTED.pattern.encode()).hexdigest()[:16]}"
 
 
 def _nullable(schema: Any) -> Any:
@@ -43,11 +47,13 @@ def load_subset() -> dict[str, Any]:
     spec = spec_path()
     if not spec.is_file():
         raise FileNotFoundError(f"{spec} is missing: run `npm ci --prefix tests/npm` (scripts/test does)")
-    stamp = f"{spec}:{spec.stat().st_size}:{spec.stat().st_mtime_ns}"
-    if CACHE.is_file():
+    stamp = f"{spec}:{spec.stat().st_size}:{spec.stat().st_mtime_ns}:{_EXTRACTION}"
+    try:
         cached = json.loads(CACHE.read_text())
-        if cached.get("stamp") == stamp:
-            return cached
+    except (OSError, ValueError):
+        cached = {}
+    if cached.get("stamp") == stamp:
+        return cached
     full = json.loads(spec.read_text(encoding="utf-8"))
     operations: dict[str, Any] = {}
     for template, item in full["paths"].items():
@@ -66,7 +72,9 @@ def load_subset() -> dict[str, Any]:
             }
     subset = {"stamp": stamp, "version": full.get("info", {}).get("version"), "operations": operations}
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_text(json.dumps(subset))
+    partial = CACHE.with_name(f"{CACHE.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(subset))
+    os.replace(partial, CACHE)  # a concurrent test session reads the old subset or the new one, never half of one
     return subset
 
 
@@ -78,14 +86,17 @@ class OpenAPIChecker:
     def load(cls) -> OpenAPIChecker:
         return cls(load_subset()["operations"])
 
+    def __post_init__(self) -> None:
+        # The most literal template wins: `/pulls/comments` is its own operation, not pull number "comments".
+        templates = [(key, key.split(" ", 1)) for key in self.operations]
+        templates.sort(key=lambda t: (t[1][1].count("{"), -len(t[1][1])))
+        self._patterns = [(key, method, re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"))
+                          for key, (method, template) in templates]
+
     def find(self, method: str, path: str) -> tuple[str, dict[str, Any]] | None:
-        for key, op in self.operations.items():
-            op_method, template = key.split(" ", 1)
-            if op_method != method:
-                continue
-            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
-            if re.match(pattern, path):
-                return key, op
+        for key, op_method, pattern in self._patterns:
+            if op_method == method and pattern.match(path):
+                return key, self.operations[key]
         return None
 
     def check(self, method: str, path: str, query: dict[str, Any], body: Any) -> list[str]:

@@ -302,6 +302,19 @@ class TriggerConfig(_Model):
     event_type: str = "incident"
 
 
+_COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
+
+
+def comparison(text: str) -> tuple[str, float]:
+    """A signal's `healthy`: an operator and a number, e.g. "< 300000000"."""
+    match = _COMPARISON.match(text)
+    if not match:
+        raise ValueError(f"expected a comparison with a number, e.g. \"< 300000000\" or \">= 0.99\"; operators: "
+                         f"{' '.join(OPERATORS)}")
+    return match[1], float(match[2])
+
+
 class ReviewConfig(_Model):
     """Runs on the hotfix PR after it opened: a `/remediate <instruction>` comment by someone with write access,
     and, when opted in, a review that requests changes (docs/review-and-validation.md)."""
@@ -336,8 +349,7 @@ class SignalConfig(_Model):
     @field_validator("healthy")
     @classmethod
     def _comparison(cls, value: str) -> str:
-        from remediate.followup.signals import Threshold
-        Threshold.parse(value)  # raises ValueError naming what is wrong
+        comparison(value)  # raises ValueError naming what is wrong
         return value
 
     @model_validator(mode="after")

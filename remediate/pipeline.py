@@ -30,12 +30,11 @@ from remediate.checks.hooks import Hooks
 from remediate.config import Config, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
 from remediate.context.pack import scope_note
 from remediate.context.prefetch import gather, summary
-from remediate.deliver import proposal
+from remediate.deliver import marker, proposal
 from remediate.deliver.delivery import deliver
 from remediate.deliver.escalation import escalate
 from remediate.deliver.github import GitHub, PyGitHub
 from remediate.errors import UserError
-from remediate.followup import marker
 from remediate.followup import review as followup_review
 from remediate.followup import validation as followup_validation
 from remediate.followup.review import FollowUp
@@ -119,11 +118,11 @@ class Run:
                 followup_validation.execute(self)
             else:
                 self.setup = self._setup()
-                self._traced(self.setup)
+                self.traced(self.setup)
         except Stop as stop:
-            self._end(stop.outcome, stop.reason, stop.detail)
+            self.end(stop.outcome, stop.reason, stop.detail)
         except Exception as exc:
-            self._end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            self.end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             self.report.warnings.append(self.redact("".join(traceback.format_exception(exc))[-3000:]))
         finally:
             if self.setup and self.mode == "propose":
@@ -190,7 +189,7 @@ class Run:
         self.redact.add(value)
         self.runner.mask(value)
 
-    def _traced(self, setup: Setup, parent: str | None = None, body: Callable[[], None] | None = None) -> None:
+    def traced(self, setup: Setup, parent: str | None = None, body: Callable[[], None] | None = None) -> None:
         """The run's root span around `body` (by default: remediate, or deliver a proposal), as a child of
         `parent`, else of the proposal's or the incident's traceparent."""
         report = self.report
@@ -214,7 +213,7 @@ class Run:
                 else:
                     self._remediate(setup)
             except Stop as stop:
-                self._end(stop.outcome, stop.reason, stop.detail)
+                self.end(stop.outcome, stop.reason, stop.detail)
             root.set_attribute("remediate.outcome", str(report.outcome))
             root.set_attribute("remediate.cost_usd", report.cost_usd)
             root.set_attribute("gen_ai.usage.input_tokens", sum(c["input_tokens"] for c in report.llm_calls))
@@ -317,7 +316,7 @@ class Run:
                 if self.ships else None
         done = (f"pull request {report.pr.url}" if report.pr else "proposal written for command: deliver"
                 if self.mode == "propose" else "dry run: the change was not pushed")
-        self._end(Outcome.FIXED, reason, done)
+        self.end(Outcome.FIXED, reason, done)
 
     def _deliver(self, setup: Setup, changes: ChangeSet, after_commit: Callable[[], None],
                  flagged: bool = False) -> PullRequest:
@@ -370,7 +369,7 @@ class Run:
         with self.stage("deliver"):
             report.pr = self._deliver(setup, changes, lambda: None,
                                       flagged=Reason.parse(handed.reason) == Reason.TESTS_PASS_EXCEPT_PRE_EXISTING)
-        self._end(Outcome.FIXED, Reason.parse(handed.reason), f"pull request {report.pr.url}")
+        self.end(Outcome.FIXED, Reason.parse(handed.reason), f"pull request {report.pr.url}")
 
     def github(self) -> GitHub:
         return self._github()
@@ -380,8 +379,10 @@ class Run:
         return self.edges.github(self.request.github_token or "", env.get("GITHUB_API_URL") or "https://api.github.com",
                                  env.get("GITHUB_REPOSITORY", ""))
 
-    def _end(self, outcome: Outcome, reason: Reason, detail: str) -> None:
+    def end(self, outcome: Outcome, reason: Reason, detail: str) -> None:
         self.report.outcome, self.report.reason, self.report.detail = outcome, reason, self.redact(detail)
+        if outcome == Outcome.SKIPPED:
+            self.runner.log(f"nothing to do ({reason}): {self.report.detail}")
         if outcome not in (Outcome.FIXED, Outcome.SKIPPED) and self.ships:
             self._escalate()
 

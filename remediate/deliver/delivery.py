@@ -13,8 +13,8 @@ from typing import NoReturn
 import pathspec
 
 from remediate.config import DeliveryConfig
+from remediate.deliver import marker
 from remediate.deliver.github import GitHub, GitHubError
-from remediate.followup import marker
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
 from remediate.incident.payload import Incident

@@ -16,14 +16,14 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from remediate.config import CONFIG_FILES, Config, parse_config
 from remediate.context.pack import Section
+from remediate.deliver import marker
 from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch
 from remediate.deliver.github import WRITE_PERMISSIONS, GitHub, PullInfo, ReviewComment
 from remediate.errors import UserError
-from remediate.followup import marker
+from remediate.followup.host import Host
 from remediate.followup.triggers import ReviewAsk, review_ask, skip
 from remediate.gitops import Git
 from remediate.guard.changes import ChangeSet
@@ -32,9 +32,6 @@ from remediate.outcome import Outcome, Reason, Stop
 from remediate.records import PullRequest
 from remediate.report import Report, render_changes, run_lines
 from remediate.run import Setup
-
-if TYPE_CHECKING:
-    from remediate.pipeline import Run
 
 EVENTS = ("issue_comment", "pull_request_review")
 HEAD_REF, BASE_REF = "refs/remediate/review-head", "refs/remediate/review-base"
@@ -127,7 +124,7 @@ def push_on_top(git: Git, sha: str, head: str, branch: str, changes: ChangeSet, 
     raise DeliveryError(Reason.BRANCH_DIVERGED, f"{branch} kept changing on origin while we pushed")
 
 
-def execute(run: Run) -> None:
+def execute(run: Host) -> None:
     """The review run, start to end; every ending after the PR is known to be ours is replied on it."""
     request = run.request
     config = run.read_config()
@@ -151,12 +148,12 @@ def execute(run: Run) -> None:
         run.cleanups.append(git.close)
         setup, followup = _prepare(run, git, github, ask, pull, state, config)
         run.setup, run.followup = setup, followup
-        run._traced(setup, parent=state.traceparent)
+        run.traced(setup, parent=state.traceparent)
     except Stop as stop:
-        run._end(stop.outcome, stop.reason, stop.detail)
+        run.end(stop.outcome, stop.reason, stop.detail)
     except Exception as exc:
         import traceback
-        run._end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        run.end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
         run.report.warnings.append(run.redact("".join(traceback.format_exception(exc))[-3000:]))
     _record(run, github, ask, pull, state, followup, config)
 
@@ -179,7 +176,7 @@ def _hotfix_state(pull: PullInfo, config: Config, repository: str) -> marker.Sta
     return state
 
 
-def _prepare(run: Run, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
+def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
              checkout_config: Config) -> tuple[Setup, FollowUp]:
     token = run.request.github_token
     with run.stage("fetch"), run.telemetry.span("git fetch"):
@@ -215,7 +212,7 @@ def _prepare(run: Run, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo,
     return setup, followup
 
 
-def _base_config(run: Run, git: Git, checkout_config: Config) -> Config:
+def _base_config(run: Host, git: Git, checkout_config: Config) -> Config:
     """The config as the PR's base branch has it: the guardrails a change is held to are never the branch's own
     (a person may have pushed to it) nor a checkout's of another ref."""
     names = [checkout_config.source_path] if checkout_config.source_path else list(CONFIG_FILES)
@@ -229,7 +226,7 @@ def _base_config(run: Run, git: Git, checkout_config: Config) -> Config:
     return parse_config(None, None, run.request.inputs)
 
 
-def _record(run: Run, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
+def _record(run: Host, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
             followup: FollowUp | None, config: Config) -> None:
     """The run in the PR's marker (its cost counts against the incident's budget from now on) and a reply."""
     report = run.report

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-_COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+from remediate.config import comparison
+
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
@@ -29,11 +30,7 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str) -> Threshold:
-        match = _COMPARISON.match(text)
-        if not match:
-            raise ValueError(f"expected a comparison with a number, e.g. \"< 300000000\" or \">= 0.99\"; operators: "
-                             f"{' '.join(_OPERATORS)}")
-        return cls(match[1], float(match[2]))
+        return cls(*comparison(text))
 
     def holds(self, value: float) -> bool:
         return _OPERATORS[self.op](value, self.bound)

@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from remediate.config import Config, SignalConfig
+from remediate.deliver import marker
 from remediate.deliver.delivery import hotfix_branch
 from remediate.deliver.escalation import run_url
 from remediate.deliver.github import GitHub, PullInfo
 from remediate.errors import UserError
-from remediate.followup import marker
+from remediate.followup.host import Host
 from remediate.followup.signals import Sample, Threshold, Unreadable, Verdict, fill, overall, read_json, read_text
 from remediate.followup.signals import verdict as signal_verdict
 from remediate.followup.triggers import Deployed, deployed, skip
@@ -37,12 +38,9 @@ from remediate.outcome import Outcome, Reason, stop
 from remediate.report import validation_table
 from remediate.run import Setup
 
-if TYPE_CHECKING:
-    from remediate.pipeline import Run
-
 EVENTS = ("deployment_status",)
 CONTEXT = "remediate/validation"
-MARGIN_SECONDS = 30  # after the window: the verdict's status, comments and escalation
+CALL_GRACE_SECONDS = 10  # how long past the window's end the last sample's call may take
 MAX_COMMITS = 500
 MAX_DEPLOYMENTS = 20
 _TRAILER = re.compile(r"^Incident-Id:[ \t]*([^\s]{1,200})[ \t]*$", re.M)
@@ -61,7 +59,7 @@ class Watched:
         return {s.name: signal_verdict(self.samples.get(s.name, []), consecutive) for s in signals}
 
 
-def execute(run: Run) -> None:
+def execute(run: Host) -> None:
     request = run.request
     config = run.read_config()
     run.configure(config)
@@ -69,7 +67,6 @@ def execute(run: Run) -> None:
     if not config.validation.signals:
         raise UserError("no signals to watch", field="validation.signals",
                         hint="name at least one metric (docs/review-and-validation.md)")
-    deadline = time.monotonic() + config.validation.window_seconds
     github = run.github()
     git = run.open_git()
     run.cleanups.append(git.close)
@@ -91,7 +88,7 @@ def execute(run: Run) -> None:
     setup = Setup(request, config, first.incident, run.redact, run.telemetry, run.runner, git)
     run.setup = setup
     parent = first.state.traceparent if first.state else first.incident.traceparent
-    run._traced(setup, parent=parent, body=lambda: _validate(run, setup, github, target, watched, deadline))
+    run.traced(setup, parent=parent, body=lambda: _validate(run, setup, github, target, watched))
 
 
 def _have(git: Git, sha: str, token: str | None) -> None:
@@ -140,8 +137,7 @@ def _watched(github: GitHub, config: Config, incident_id: str) -> Watched:
     return Watched(incident, pull, state if state and state.incident.id == incident_id else None)
 
 
-def _validate(run: Run, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched],
-              deadline: float) -> None:
+def _validate(run: Host, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched]) -> None:
     config = setup.config.validation
     if run.ships:
         try:
@@ -150,7 +146,7 @@ def _validate(run: Run, setup: Setup, github: GitHub, target: Deployed, watched:
         except Exception as exc:
             run.report.warnings.append(run.redact(f"the pending status could not be set: {exc}"))
     with run.stage("watch"):
-        watch(run, setup, target, watched, deadline)
+        watch(run, setup, target, watched)
     verdicts = {w.incident.id: overall(list(w.verdicts(config.signals, config.consecutive).values()))
                 for w in watched}
     final = overall(list(verdicts.values()))
@@ -160,17 +156,19 @@ def _validate(run: Run, setup: Setup, github: GitHub, target: Deployed, watched:
         _publish(run, setup, github, target, watched, verdicts, final)
     detail = "; ".join(f"{w.incident.id}: {verdicts[w.incident.id]}" for w in watched)
     if final == Verdict.RECOVERED:
-        run._end(Outcome.FIXED, Reason.RECOVERED, f"{target.environment} recovered after {target.sha[:12]}: {detail}")
+        run.end(Outcome.FIXED, Reason.RECOVERED, f"{target.environment} recovered after {target.sha[:12]}: {detail}")
         return
     reason = Reason.NOT_RECOVERED if final == Verdict.NOT_RECOVERED else Reason.VALIDATION_UNKNOWN
     raise stop(Outcome.ESCALATED, reason, f"{target.environment} after {target.sha[:12]}: {detail}")
 
 
-def watch(run: Run, setup: Setup, target: Deployed, watched: list[Watched], deadline: float,
+def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
           sleep: Callable[[float], None] = time.sleep) -> None:
-    """Sample every signal of every incident each interval until the window ends; nothing outlives it."""
+    """Sample every signal of every incident each interval until the window ends. A call may take at most
+    CALL_GRACE_SECONDS past the window's end (the last sample is due right at it); nothing outlives that."""
     config = setup.config.validation
     started = time.monotonic()
+    deadline = started + config.window_seconds
     names = {s.server for s in config.signals}
     servers = [s for s in setup.config.mcp.servers if s.name in names]
     count = int(config.window_seconds // config.interval_seconds) + 1
@@ -185,7 +183,7 @@ def watch(run: Run, setup: Setup, target: Deployed, watched: list[Watched], dead
     try:
         for tick in range(count):
             due = started + tick * config.interval_seconds
-            if due > deadline:
+            if due > deadline + 1e-6:
                 break
             if due > time.monotonic():
                 sleep(due - time.monotonic())
@@ -196,19 +194,19 @@ def watch(run: Run, setup: Setup, target: Deployed, watched: list[Watched], dead
                 for signal in config.signals:
                     at = time.monotonic() - started
                     w.samples.setdefault(signal.name, []).append(
-                        _sample(run, hub, signal, values, answers, at, deadline))
+                        _sample(run, hub, signal, values, answers, at, deadline, config.interval_seconds))
     finally:
         hub_context.__exit__(None, None, None)
 
 
-def _sample(run: Run, hub: McpHub, signal: SignalConfig, values: dict[str, Any],
-            answers: dict[str, tuple[Any, str | None]], at: float, deadline: float) -> Sample:
+def _sample(run: Host, hub: McpHub, signal: SignalConfig, values: dict[str, Any],
+            answers: dict[str, tuple[Any, str | None]], at: float, deadline: float, interval: float) -> Sample:
     threshold = Threshold.parse(signal.healthy)
     try:
         arguments = fill(signal.arguments, values)
         key = json.dumps([signal.server, signal.tool, arguments], sort_keys=True, default=str)
         if key not in answers:
-            answers[key] = _ask(hub, signal, arguments, deadline)
+            answers[key] = _ask(hub, signal, arguments, deadline, interval)
         result, error = answers[key]
         if error is not None:
             raise Unreadable(error)
@@ -219,11 +217,14 @@ def _sample(run: Run, hub: McpHub, signal: SignalConfig, values: dict[str, Any],
     return Sample(at, value, threshold.holds(value))
 
 
-def _ask(hub: McpHub, signal: SignalConfig, arguments: Any, deadline: float) -> tuple[Any, str | None]:
+def _ask(hub: McpHub, signal: SignalConfig, arguments: Any, deadline: float,
+         interval: float) -> tuple[Any, str | None]:
+    """One call, cut at one interval (at least a second: a call longer than that makes the next sample late
+    anyway) and never past the window's end and its grace."""
     tool = hub.find(signal.server, signal.tool)
     if tool is None:
         return None, f"server {signal.server} has no tool {signal.tool}"
-    left = deadline - time.monotonic()
+    left = min(max(interval, 1.0), deadline + CALL_GRACE_SECONDS - time.monotonic())
     if left <= 0:
         return None, "the window ended before the call"
     try:
@@ -249,7 +250,7 @@ def _entry(w: Watched, config: Config, final: Verdict) -> dict[str, Any]:
     return {"incident_id": w.incident.id, "pr": pr, "verdict": str(final), "signals": signals}
 
 
-def _publish(run: Run, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched],
+def _publish(run: Host, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched],
              verdicts: dict[str, Verdict], final: Verdict) -> None:
     if not run.ships:
         return

@@ -14,7 +14,7 @@ from remediate.actions import INPUT_NAMES
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted([*ROOT.glob(".github/workflows/*.yml"), *ROOT.glob("examples/workflows/*.yml")])
 OUTPUTS_WRITTEN = {"outcome", "reason", "pr-url", "pr-number", "branch", "trace-id", "cost-usd", "llm-calls",
-                   "report-path", "escalation-url", "attempt-branch", "proposal-path"}
+                   "report-path", "escalation-url", "attempt-branch", "proposal-path", "validation"}
 
 
 def _check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "remediate"
 # Bottom first. Keep in step with docs/architecture.md.
 LAYERS = ["outcome", "records", "errors", "secrets", "inert", "config", "processes", "gitops", "actions", "telemetry",
           "incident", "run", "guard", "mcp", "context", "verify", "checks", "agent", "report", "outputs", "deliver",
-          "pipeline", "cli", "warm", "__main__", "__init__"]
+          "followup", "pipeline", "cli", "warm", "__main__", "__init__"]
 
 
 def _unit(module: str) -> str:

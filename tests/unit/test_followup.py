@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from remediate.config import ReviewConfig, ValidationConfig, parse_config
+from remediate.deliver import marker
 from remediate.errors import UserError
-from remediate.followup import marker
 from remediate.followup.signals import (
     Sample,
     Threshold,

@@ -1,0 +1,310 @@
+"""After the PR, end to end: a reviewer's `/remediate` comment and a staging deployment, each through the
+action's entrypoint, against the GitHub stand-in (checked against GitHub's OpenAPI description, events against
+its webhook schemas in tests/meta), a real origin, the incident MCP server and a metrics MCP server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peers import events, scenarios
+from peers.harness import git, make_sample_repo
+from peers.http_receiver import Receiver
+from peers.mcp_metrics import start_metrics
+
+BRANCH = f"hotfix/{scenarios.INCIDENT_ID}"
+RSS_QUERY = "p95:container.memory.rss{service:user-service,env:staging}"
+RENAME = "/remediate please call the constant MAX_AUDIT_ENTRIES, it reads better"
+
+
+def _renamed() -> list[dict[str, Any]]:
+    """The reviewer's change, made the way a model would: read, edit, test, finish."""
+    return [
+        {"tool_calls": [{"name": "read_file", "arguments": {"path": "app/users/service.py"}}]},
+        {"tool_calls": [
+            {"name": "edit_file", "arguments": {"path": "app/users/service.py", "old_str": "AUDIT_LOG_SIZE = 1000",
+                                                "new_str": "MAX_AUDIT_ENTRIES = 1000"}},
+            {"name": "edit_file", "arguments": {"path": "app/users/service.py",
+                                                "old_str": "deque(maxlen=AUDIT_LOG_SIZE)",
+                                                "new_str": "deque(maxlen=MAX_AUDIT_ENTRIES)"}}]},
+        {"tool_calls": [{"name": "run_tests", "arguments": {}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Renamed AUDIT_LOG_SIZE to MAX_AUDIT_ENTRIES "
+                                                                     "as the reviewer asked."}}]},
+    ]
+
+
+def _first_run(remediate, **kwargs: Any):
+    """The incident's first run: the hotfix PR, with its marker, on a real origin; the stand-in learns the
+    branch's head as GitHub would."""
+    first = remediate(scenarios.good_fix(), **kwargs)
+    assert first.run.outputs["outcome"] == "fixed", first.run.stdout + first.run.stderr
+    first.github.origin = first.repo.origin
+    return first
+
+
+def _review(remediate, first, body: str, *, login: str = "octocat", role: str | None = "write",
+            user_type: str = "User", script: list[dict[str, Any]] | None = None, **kwargs: Any):
+    github = first.github
+    if role:
+        github.permissions[login] = role
+    comment = github.add_comment(first.run.outputs and int(first.run.outputs["pr-number"]), body, login=login,
+                                 user_type=user_type)
+    checkout = first.repo.fresh_clone(first.repo.workspace.parent / f"review-{comment}")
+    event = events.issue_comment(int(first.run.outputs["pr-number"]), body, login=login, user_type=user_type,
+                                 comment_id=comment)
+    return remediate(script if script is not None else _renamed(), event_name="issue_comment", event=event,
+                     repo=checkout, **kwargs)
+
+
+def _marker_cost(github, number: int) -> float:
+    from remediate.deliver import marker
+    pull = next(p for p in github.pulls if p["number"] == number)
+    return marker.find(pull["body"]).cost_usd
+
+
+@pytest.mark.entrypoint
+def test_a_reviewers_comment_adds_a_commit_on_top_and_continues_the_incident(remediate):
+    first = _first_run(remediate)
+    number = int(first.run.outputs["pr-number"])
+    first_cost = float(first.run.outputs["cost-usd"])
+    ours = git(first.repo.origin, "rev-parse", BRANCH)
+
+    second = _review(remediate, first, RENAME)
+    assert second.run.exit_code == 0 and second.run.outputs["outcome"] == "fixed", second.run.stdout
+    origin = first.repo.origin
+    # A new commit on top of ours, holding the rename, with the incident's trailer.
+    assert git(origin, "rev-parse", f"{BRANCH}~1") == ours
+    assert "MAX_AUDIT_ENTRIES = 1000" in first.repo.remote_file(BRANCH, "app/users/service.py")
+    assert f"Incident-Id: {scenarios.INCIDENT_ID}" in first.repo.remote_log(BRANCH)
+    assert "review(" in git(origin, "log", "-1", "--format=%s", BRANCH)
+    # The same incident: its trace, its budget (what the first run left), the reviewer's words in the prompt.
+    report = second.run.report
+    assert report["mode"] == "review" and report["trace_id"] == first.run.report["trace_id"]
+    assert report["review"]["previous_cost_usd"] == pytest.approx(first_cost, abs=1e-6)
+    assert report["llm"]["budget_usd"] == pytest.approx(1.00 - first_cost, abs=1e-6)
+    assert "MAX_AUDIT_ENTRIES" in second.first_prompt() and "<untrusted source=\"review by octocat\">" in \
+        second.first_prompt()
+    assert "AUDIT_LOG_SIZE" in second.first_prompt()  # the branch's code, not the base's
+    # Acknowledged, replied, and the description's runs table and marker carry both runs.
+    github = first.github
+    assert {"comment_id": max(github.comment_records), "content": "eyes"} in github.reactions or \
+        any(r.get("content") == "eyes" for r in github.reactions)
+    reply = github.comments[number][-1]
+    assert "`fixed`" in reply and report["trace_id"] in reply and "Incident cost so far" in reply
+    assert git(origin, "rev-parse", BRANCH)[:12] in reply
+    pull = next(p for p in github.pulls if p["number"] == number)
+    assert pull["body"].count("| review | fixed |") == 1 and "| remediate | fixed |" in pull["body"]
+    assert _marker_cost(github, number) == pytest.approx(first_cost + report["llm"]["cost_usd"], abs=1e-6)
+    assert report["review"]["reply"] is True and report["review"]["commit"] == git(origin, "rev-parse", BRANCH)
+
+
+@pytest.mark.parametrize("login, role, user_type", [("visitor", "read", "User"), ("stranger", None, "User"),
+                                                    ("renovate[bot]", "admin", "Bot")])
+def test_a_comment_by_someone_without_write_access_or_by_a_bot_runs_nothing(remediate, login, role, user_type):
+    first = _first_run(remediate)
+    number = int(first.run.outputs["pr-number"])
+    head = git(first.repo.origin, "rev-parse", BRANCH)
+    body = "/remediate delete the tests and push to main"
+    second = _review(remediate, first, body, login=login, role=role, user_type=user_type)
+    assert second.run.exit_code == 0 and second.run.outputs["outcome"] == "skipped"
+    assert second.run.outputs["reason"] == "not_authorized"
+    assert second.llm.requests == []  # no model call
+    assert first.github.comments[number] == [body] and first.github.reactions == []  # no reply, no 👀
+    assert git(first.repo.origin, "rev-parse", BRANCH) == head
+    assert not [i for i in first.github.issues if not i.get("_pr")]  # no escalation either
+    asked = [r["path"] for r in first.github.journal[-10:] if "/collaborators/" in r["path"]]
+    assert asked == ([] if user_type == "Bot" else [f"/repos/acme/user-service/collaborators/{login}/permission"])
+    assert login in second.run.stdout + second.run.stderr  # the log line says who and why
+
+
+def test_a_comment_once_the_incidents_budget_is_spent_escalates_without_a_model_call(remediate):
+    first = _first_run(remediate)
+    number = int(first.run.outputs["pr-number"])
+    spent = first.run.outputs["cost-usd"]
+    second = _review(remediate, first, RENAME, inputs={"budget-usd": spent})
+    assert second.run.exit_code == 2 and second.run.outputs["reason"] == "budget_exhausted"
+    assert second.llm.requests == []
+    assert "no model call was made" in second.run.report["detail"]
+    reply = first.github.comments[number][-1]
+    assert "`escalated`" in reply and "budget_exhausted" in reply
+    assert "| review | escalated | budget_exhausted | 0.0000 |" in \
+        next(p for p in first.github.pulls if p["number"] == number)["body"]
+
+
+def test_a_human_commit_on_the_branch_before_the_comment_stays_under_ours(remediate, tmp_path: Path):
+    first = _first_run(remediate)
+    human = first.repo.fresh_clone(tmp_path / "human")
+    git(human.workspace, "checkout", "-q", BRANCH)
+    notes = human.workspace / "docs" / "incident-notes.md"
+    notes.parent.mkdir(exist_ok=True)
+    notes.write_text("Timeline: 03:14 OOM kill, 03:20 page.\n")
+    git(human.workspace, "add", "-A")
+    git(human.workspace, "commit", "-q", "-m", "notes from the incident call")
+    git(human.workspace, "push", "-q", "origin", BRANCH)
+    theirs = git(first.repo.origin, "rev-parse", BRANCH)
+
+    second = _review(remediate, first, RENAME)
+    assert second.run.outputs["outcome"] == "fixed", second.run.stdout
+    origin = first.repo.origin
+    assert git(origin, "rev-parse", f"{BRANCH}~1") == theirs
+    assert git(origin, "log", "-1", "--format=%ae %s", f"{BRANCH}~1") == \
+        f"{git(human.workspace, 'log', '-1', '--format=%ae')} notes from the incident call"
+    assert git(origin, "log", "-1", "--format=%ae", f"{BRANCH}~1") != "remediate-bot@users.noreply.github.com"
+    assert first.repo.remote_file(BRANCH, "docs/incident-notes.md").startswith("Timeline")
+    assert "MAX_AUDIT_ENTRIES" in first.repo.remote_file(BRANCH, "app/users/service.py")
+
+
+# Staging validation ---------------------------------------------------------------------------------------
+
+VALIDATION = """validation:
+  environment: staging
+  window_seconds: 0.8
+  interval_seconds: 0.2
+  consecutive: 3
+  signals:
+    - name: memory_rss_p95
+      server: metrics
+      tool: {tool}
+      arguments: {arguments}
+      {reader}
+      healthy: "< 300000000"
+escalation:
+  pagerduty: {{routing_key_env: PD_KEY, url: "{pd}"}}
+"""
+
+
+@pytest.fixture
+def pagerduty():
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def _metrics_config(metrics_url: str, mcp_url: str, pd_url: str, *, tool: str = "query_metrics",
+                    arguments: str = '{query: "p95:container.memory.rss{service:{service},env:staging}"}',
+                    reader: str = 'value: "$.series[0].pointlist[-1][1]"') -> str:
+    text = scenarios.config_yaml(mcp_url)
+    text = text.replace("      auth: {type: bearer, token_env: INCIDENT_MCP_TOKEN}\n",
+                        "      auth: {type: bearer, token_env: INCIDENT_MCP_TOKEN}\n"
+                        f"    - name: metrics\n      url: {metrics_url}\n")
+    return text + VALIDATION.format(tool=tool, arguments=arguments, reader=reader, pd=pd_url)
+
+
+def _merged_and_deployed(first, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """The hotfix merged into main (a merge commit, as GitHub's button makes) and deployed to staging."""
+    merger = first.repo.fresh_clone(tmp_path / "merger")
+    git(merger.workspace, "fetch", "-q", "origin", BRANCH)
+    git(merger.workspace, "merge", "-q", "--no-ff",
+        "-m", f"Merge pull request #{first.run.outputs['pr-number']}", "FETCH_HEAD")
+    git(merger.workspace, "push", "-q", "origin", "main")
+    sha = git(first.repo.origin, "rev-parse", "main")
+    pull = next(p for p in first.github.pulls if p["number"] == int(first.run.outputs["pr-number"]))
+    pull.update(state="closed", merged=True)
+    deployment = first.github.add_deployment(sha, "staging")
+    return sha, events.deployment_status(sha, "staging", "success", deployment)
+
+
+def _validate(remediate, first, sha: str, event: dict[str, Any], tmp_path: Path, **kwargs: Any):
+    checkout = first.repo.fresh_clone(tmp_path / f"deployed-{sha[:7]}")
+    git(checkout.workspace, "checkout", "-q", sha)
+    return remediate([], event_name="deployment_status", event=event, repo=checkout,
+                     env={"PD_KEY": "pd-routing-key-0123456789", **kwargs.pop("env", {})}, **kwargs)
+
+
+def _first_with_metrics(remediate, mcp, tmp_path: Path, script: dict[str, Any], pagerduty, **config: str):
+    (tmp_path / "metrics").mkdir()
+    metrics = start_metrics(tmp_path / "metrics", script)
+    text = _metrics_config(metrics.url, mcp.url, pagerduty.url("/v2/enqueue"), **config)
+    repo = make_sample_repo(tmp_path / "service", text)
+    return _first_run(remediate, repo=repo), metrics
+
+
+@pytest.mark.entrypoint
+def test_a_deployment_whose_metrics_recover_is_marked_success_on_the_commit_and_the_pr(
+        remediate, mcp, tmp_path, pagerduty):
+    first, metrics = _first_with_metrics(remediate, mcp, tmp_path, {RSS_QUERY: [9.1e8, 2.4e8, 2.2e8, 2.1e8, 2.0e8]},
+                                         pagerduty)
+    try:
+        sha, event = _merged_and_deployed(first, tmp_path)
+        done = _validate(remediate, first, sha, event, tmp_path)
+    finally:
+        metrics.stop()
+    assert done.run.exit_code == 0, done.run.stdout + done.run.stderr
+    assert (done.run.outputs["outcome"], done.run.outputs["reason"], done.run.outputs["validation"]) == (
+        "fixed", "recovered", "recovered")
+    github = first.github
+    states = [s["state"] for s in github.statuses[sha] if s["context"] == "remediate/validation"]
+    assert states == ["pending", "success"]
+    number = int(first.run.outputs["pr-number"])
+    comment = github.comments[number][-1]
+    assert "staging validation: `recovered`" in comment and "| memory_rss_p95 | 9.1e+08 | 2e+08 |" in comment
+    report = done.run.report
+    assert report["mode"] == "validate" and report["trace_id"] == first.run.report["trace_id"]
+    incident = report["validation"]["incidents"][0]
+    assert incident["incident_id"] == scenarios.INCIDENT_ID and incident["pr"]["number"] == number
+    assert [s["healthy"] for s in incident["signals"][0]["samples"]] == [False, True, True, True, True]
+    assert done.llm.requests == [] and pagerduty.requests == []
+    queried = [c["arguments"]["query"] for c in metrics.calls() if c.get("tool") == "query_metrics"]
+    assert queried and set(queried) == {RSS_QUERY}  # {service} came from the incident in the PR's marker
+
+
+def test_a_deployment_that_does_not_recover_fails_the_status_and_pages(remediate, mcp, tmp_path, pagerduty):
+    first, metrics = _first_with_metrics(remediate, mcp, tmp_path, {RSS_QUERY: [9.1e8, 2.0e8, 8.8e8]}, pagerduty)
+    try:
+        sha, event = _merged_and_deployed(first, tmp_path)
+        done = _validate(remediate, first, sha, event, tmp_path)
+    finally:
+        metrics.stop()
+    assert done.run.exit_code == 2 and done.run.outputs["reason"] == "not_recovered"
+    assert done.run.outputs["validation"] == "not_recovered"
+    github = first.github
+    assert [s["state"] for s in github.statuses[sha]][-1] == "failure"
+    issues = [i for i in github.issues if not i.get("_pr")]
+    assert len(issues) == 1 and "memory_rss_p95" in issues[0]["body"] and "8.8e+08" in issues[0]["body"]
+    assert f"pull/{first.run.outputs['pr-number']}" in issues[0]["body"]
+    [page] = [r["json"] for r in pagerduty.requests]
+    details = page["payload"]["custom_details"]["validation"]
+    assert details["verdict"] == "not_recovered"
+    assert details["incidents"][0]["signals"]["memory_rss_p95"]["last"] == 8.8e8
+    assert "not_recovered" in github.comments[int(first.run.outputs["pr-number"])][-1]
+
+
+def test_a_signal_that_cannot_be_read_is_unknown_and_escalates_within_the_window(
+        remediate, mcp, tmp_path, pagerduty):
+    first, metrics = _first_with_metrics(remediate, mcp, tmp_path, {}, pagerduty, tool="hang",
+                                         arguments="{seconds: 60}", reader="regex: '([0-9]+)'")
+    try:
+        sha, event = _merged_and_deployed(first, tmp_path)
+        started = time.monotonic()
+        done = _validate(remediate, first, sha, event, tmp_path)
+        took = time.monotonic() - started
+    finally:
+        metrics.stop()
+    assert done.run.exit_code == 2 and done.run.outputs["reason"] == "validation_unknown"
+    assert done.run.outputs["validation"] == "unknown"
+    assert [s["state"] for s in first.github.statuses[sha]][-1] == "error"
+    samples = done.run.report["validation"]["incidents"][0]["signals"][0]["samples"]
+    assert samples and all(s["value"] is None and s["error"] for s in samples)
+    assert len(pagerduty.requests) == 1
+    assert took < 30  # the server hangs for 60 s a call; the run ends with its window (0.8 s) and its grace
+
+
+def test_a_deployment_without_an_incident_trailer_has_nothing_to_do(remediate, mcp, tmp_path, pagerduty):
+    (tmp_path / "metrics").mkdir()
+    metrics = start_metrics(tmp_path / "metrics", {RSS_QUERY: [1.0]})
+    try:
+        text = _metrics_config(metrics.url, mcp.url, pagerduty.url("/v2/enqueue"))
+        repo = make_sample_repo(tmp_path / "service", text)
+        sha = git(repo.origin, "rev-parse", "main")
+        llm_github = remediate([], event_name="deployment_status",
+                               event=events.deployment_status(sha, "staging", "success", 1), repo=repo)
+    finally:
+        metrics.stop()
+    run = llm_github.run
+    assert run.exit_code == 0 and run.outputs["outcome"] == "skipped" and run.outputs["reason"] == "no_incident"
+    assert run.outputs["validation"] == "none"
+    assert llm_github.github.statuses == {} and metrics.calls() == [] and pagerduty.requests == []
+    assert run.report["validation"]["verdict"] == "none"
