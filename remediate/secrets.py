@@ -25,6 +25,24 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 # The formats above whose matches are credentials by their shape, learned as known values when found. Not the
 # last one: `password = config.get(...)` in source code must not make `config.get(...)` a secret.
 LEARNED_PATTERNS = len(SECRET_PATTERNS) - 1
+# For each format after the first, the literals every match of it starts with (lower case: looked for in the
+# lower-cased text, for the formats that ignore case). A line holding none of them holds no match, so large
+# texts are searched for these with str.find and only the lines around a hit go through the regexes. A match
+# may run on to the next lines only through `\s*`: two lines after a hit are included.
+_NEEDLES: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), False),
+    (("AKIA", "ASIA"), False),
+    (("aws_secret_access_key",), True),
+    (("sk-",), False),
+    (("xox",), False),
+    (("AIza",), False),
+    (("authorization",), True),
+    (("bearer",), True),
+    (("passw", "secret", "apikey", "api_key", "api-key", "accesstoken", "access_token", "access-token"), True),
+)
+_PRIVATE_KEY_NEEDLE = "-----BEGIN "
+LARGE_TEXT = 64 * 1024  # below this the regexes run on the whole text: finding needles would not pay
+_LINES_AFTER = 2
 
 # Variables a child process may inherit; everything else (tokens, keys, INPUT_*) stays behind.
 _SAFE_ENV = frozenset({
@@ -75,19 +93,36 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         """Known values out, then known formats; what a format finds becomes a known value for the rest of the
-        run, so the model repeating it later, without what made it recognisable, is caught too."""
+        run, so the model repeating it later, without what made it recognisable, is caught too. A large text
+        (incident logs) is searched for the formats' literals first, and only the lines around them are
+        matched against the formats: the same result, at the speed of str.find."""
         if not text:
             return text
+        spans = _spans(text) if len(text) >= LARGE_TEXT else None
+        for start, end in spans if spans is not None else [(0, len(text))]:
+            self._learn(text[start:end])
+        replaced = text
+        for secret in sorted(self.values, key=len, reverse=True):
+            replaced = replaced.replace(secret, REDACTED)
+        if spans is None:
+            return _substituted(replaced)
+        if replaced is not text:  # a known value was in it: where the formats may match moved
+            spans = _spans(replaced)
+            if spans is None:
+                return _substituted(replaced)
+        out, position = [], 0
+        for start, end in spans:
+            out += [replaced[position:start], _substituted(replaced[start:end])]
+            position = end
+        out.append(replaced[position:])
+        return "".join(out)
+
+    def _learn(self, text: str) -> None:
         for pattern in SECRET_PATTERNS[:LEARNED_PATTERNS]:
             for match in pattern.finditer(text):
                 value = match.group(0)[len(match.group(1)):] if match.groups() else match.group(0)
                 if len(value) >= 12:
                     self.add(value)
-        for secret in sorted(self.values, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        for pattern in SECRET_PATTERNS:
-            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
-        return text
 
     def deep(self, value: object) -> object:
         """Redact every string inside a JSON-like value."""
@@ -98,6 +133,44 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.deep(v) for v in value]
         return value
+
+
+def _substituted(text: str) -> str:
+    for pattern in SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+    return text
+
+
+def _spans(text: str) -> list[tuple[int, int]] | None:
+    """The stretches of a large text that may hold a match of a format, merged, in order; None when the text is
+    better matched whole (a private key block spans lines; lower-casing changed the text's length)."""
+    if _PRIVATE_KEY_NEEDLE in text:
+        return None
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        return None
+    hits: list[int] = []
+    for needles, ignore_case in _NEEDLES:
+        haystack = lowered if ignore_case else text
+        for needle in needles:
+            at = haystack.find(needle)
+            while at != -1:
+                hits.append(at)
+                at = haystack.find(needle, at + 1)
+    spans: list[tuple[int, int]] = []
+    for at in sorted(hits):
+        start = text.rfind("\n", 0, at) + 1
+        end = at
+        for _ in range(_LINES_AFTER + 1):
+            end = text.find("\n", end + 1)
+            if end == -1:
+                end = len(text)
+                break
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def looks_secret(name: str) -> bool:

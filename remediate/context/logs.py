@@ -218,44 +218,78 @@ def _iso(value: Any) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+# The masker in front of everything: digits and hex letters become 0, so lines that differ only in numbers, ids
+# and hashes share one key. Each distinct key is looked at once; only the lines of keys that may be special (an
+# error level, an exception, a trace, a stack frame) are looked at one by one.
+_MASK = str.maketrans("0123456789abcdefABCDEF", "0" * 22)
+# Literals one of which every line the per-line rules treat specially holds (levels, exceptions, trace starts,
+# frames of each runtime), masked as the keys are.
+_SPECIAL = tuple(n.translate(_MASK) for n in (
+    "ERROR", "FATAL", "CRIT", "PANIC", "SEVERE", "EMERG", "ALERT", "level=", '"level"', "panic: ", "OOMKilled",
+    "Error", "Exception", "Exit", "Interrupt", "Panic", "Traceback (most recent call last):", "goroutine ",
+    'File "', "at ", ".go:"))
+_SAMPLES = 4096  # lines, spread over the log, whose words tell which parts of a template vary
+
+
+@dataclass(frozen=True)
+class _Masked:
+    lines: list[str]
+    keys: list[str]  # each line masked
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, lines: list[str]) -> _Masked:
+        from collections import Counter
+
+        keys = "\n".join(lines).translate(_MASK).split("\n")
+        if len(keys) != len(lines):  # a line held a line break (JSON entries may): mask one by one
+            keys = [line.translate(_MASK) for line in lines]
+        return cls(lines, keys, Counter(keys))
+
+    def indices(self, wanted: set[str]) -> list[int]:
+        return [i for i, key in enumerate(self.keys) if key in wanted] if wanted else []
+
+
 def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condensed:
     lines = json_log_lines(text) or text.splitlines()
+    masked = _Masked.of(lines)
     miner = _Miner()
     templates: dict[int, Group] = {}
     errors: dict[int, Group] = {}
     traces: dict[tuple[str, ...], Group] = {}
-    first_seen = last_seen = None
-    order = 0
-    i = 0
-    while i < len(lines):
+    special = {key for key in masked.counts if any(needle in key for needle in _SPECIAL)}
+    consumed: set[int] = set()  # lines a trace or an error took: no template's
+    loose: list[int] = []  # lines of special keys that are plain lines after all
+    i_next = 0
+    for i in masked.indices(special):
+        if i < i_next:
+            continue  # inside a trace already read
         raw = lines[i]
-        i += 1
         if not raw.strip():
             continue
         timestamp, body = split_timestamp(raw)
-        if timestamp:
-            first_seen = first_seen or timestamp
-            last_seen = timestamp
-        frames_follow = i < len(lines) and parse_frame(lines[i]) is not None
+        frames_follow = i + 1 < len(lines) and parse_frame(lines[i + 1]) is not None
         if _TRACE_START.match(body) or ((_EXCEPTION.match(body) or _ERROR_LEVEL.search(body)) and frames_follow):
-            i, trace = _read_trace(lines, i, body)
+            i_next, trace = _read_trace(lines, i + 1, body)
+            consumed.update(range(i, i_next))
             key = (_DIGITS.sub("0", trace.example), *(_DIGITS.sub("0", line) for line in trace.tail),
                    *(f"{f.file}:{f.func}" for f in trace.frames))
             group = traces.setdefault(key, trace)
             if group is trace:
-                order += 1
-                trace.order = order
+                trace.order = i
             group.seen(timestamp)
             continue
-        cluster = miner.cluster(body)
-        target = errors if _ERROR_LEVEL.search(body) or _EXCEPTION.match(body) else templates
-        group = target.get(cluster)
-        if group is None:
-            order += 1
-            group = target[cluster] = Group(raw.rstrip(), order=order, cluster=cluster)
-        group.seen(timestamp)
-        if target is templates:
-            group.observe(body)
+        if _ERROR_LEVEL.search(body) or _EXCEPTION.match(body):
+            consumed.add(i)
+            cluster = miner.cluster(body)
+            group = errors.get(cluster)
+            if group is None:
+                group = errors[cluster] = Group(raw.rstrip(), order=i, cluster=cluster)
+            group.seen(timestamp)
+            continue
+        loose.append(i)
+    _templates(masked, special, consumed, loose, miner, templates)
+    first_seen, last_seen = _bounds(lines)
 
     repo_files: list[str] = []
     repo_lines: list[tuple[str, int]] = []
@@ -272,20 +306,88 @@ def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condense
                      tuple(repo_files), first_seen, last_seen, truncated, tuple(repo_lines))
 
 
+def _templates(masked: _Masked, special: set[str], consumed: set[int], loose: list[int], miner: _Miner,
+               templates: dict[int, Group]) -> None:
+    """Every other line into a template: per key its first and last line and its count, each key mined once;
+    keys drain3 puts in one cluster are one template."""
+    lines, keys = masked.lines, masked.keys
+    counts = dict(masked.counts)
+    for i in consumed:
+        counts[keys[i]] -= 1
+    touched = {keys[i] for i in consumed if keys[i] not in special}
+    plain = {key for key, n in counts.items() if n > 0 and key.strip() and key not in special}
+    firsts: dict[str, int] = {}
+    lasts: dict[str, int] = {}
+    exact = plain & touched  # keys some of whose lines a trace took: their own lines found one by one
+    if exact:
+        for i in masked.indices(exact):
+            if i not in consumed:
+                firsts.setdefault(keys[i], i)
+                lasts[keys[i]] = i
+    rest = plain - exact
+    if rest:
+        lasts.update((key, i) for i, key in enumerate(keys) if key in rest)
+        firsts.update((key, i) for i, key in zip(reversed(range(len(keys))), reversed(keys), strict=True)
+                      if key in rest)
+    samples: dict[str, list[int]] = {}
+    for i in range(0, len(keys), max(len(keys) // _SAMPLES, 1)):
+        if keys[i] in plain and i not in consumed:
+            samples.setdefault(keys[i], []).append(i)
+    runs = [(firsts[key], key) for key in plain]
+    runs += [(i, None) for i in loose]  # single lines
+    latest: dict[int, int] = {}  # cluster -> its last line
+    for first, key in sorted(runs, key=lambda run: run[0]):
+        _, body = split_timestamp(lines[first])
+        cluster = miner.cluster(body)
+        group = templates.get(cluster)
+        if group is None:
+            group = templates[cluster] = Group(lines[first].rstrip(), order=first, cluster=cluster)
+        group.seen(split_timestamp(lines[first])[0])
+        if key is None:
+            group.observe(body)
+            latest[cluster] = max(latest.get(cluster, first), first)
+            continue
+        group.count += counts[key] - 1
+        latest[cluster] = max(latest.get(cluster, first), lasts[key])
+        for index in sorted({first, lasts[key], *samples.get(key, [])}):
+            group.observe(split_timestamp(lines[index])[1])
+    for cluster, last in latest.items():
+        group = templates[cluster]
+        group.last = split_timestamp(lines[last])[0] or group.last
+
+
+def _bounds(lines: list[str]) -> tuple[str | None, str | None]:
+    """The first and the last timestamp of the log."""
+    first = next((ts for ts in (split_timestamp(line)[0] for line in lines[:10_000]) if ts), None)
+    last = next((ts for ts in (split_timestamp(line)[0] for line in reversed(lines[-10_000:])) if ts), None)
+    return first, last
+
+
 def faulting_lines(text: str, tracked: Sequence[str]) -> list[tuple[str, int]]:
     """(repository file, line) of every stack frame in `text` that points into the repository."""
     found: list[tuple[str, int]] = []
-    for line in text.splitlines():
+    if not tracked:
+        return found
+    lines = text.splitlines()
+    masked = _Masked.of(lines)
+    wanted = {key for key in masked.counts if _MASKED_FILE_LINE.search(key) or any(
+        needle in key for needle in _FRAME_NEEDLES)}
+    for i in masked.indices(wanted):
+        line = lines[i]
         frames = [parse_frame(line)] + [Frame(m.group("file"), int(m.group("line")), "", ())
                                         for m in _FILE_LINE.finditer(line)]
         for frame in frames:
-            path = repo_file_for(frame, tracked) if frame and tracked else None
+            path = repo_file_for(frame, tracked) if frame else None
             if path and frame and (path, frame.line) not in found:
                 found.append((path, frame.line))
+        if len(found) >= 50:
+            break
     return found[:50]
 
 
 _FILE_LINE = re.compile(r"(?P<file>[\w./-]+\.[A-Za-z]{1,5}):(?P<line>\d{1,6})\b")  # app/x.py:57 in any text
+_MASKED_FILE_LINE = re.compile(r"\.[A-Za-z0]{1,5}:0")  # the same, masked
+_FRAME_NEEDLES = tuple(n.translate(_MASK) for n in ('File "', "at ", ".go:"))
 
 
 def _read_trace(lines: list[str], i: int, header: str) -> tuple[int, Group]:

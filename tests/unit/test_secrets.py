@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remediate.secrets import REDACTED, Redactor, scrubbed_env
 
@@ -69,3 +71,43 @@ def test_known_secrets_are_found_encoded_reversed_and_split():
                      f'k = ("{value[:10]}"\n     "{value[10:]}")', f"k = '{value[:7]}' + '{value[7:]}'"):
         assert contains_secret(f"x = 1\n{smuggled}\n", [value]), smuggled
     assert not contains_secret("an ordinary line of code\nreturn total", [value])
+
+
+SECRET_SHAPES = ["AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key =\n wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                 "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "Authorization:\n  Bearer eyJhbGciOiJIUzI1NiJ9.p.s",
+                 "sk-proj-abcdefghijklmnopqrstuvwxyz123456", "xoxb-1234567890-abcdefghij", "PASSWORD: 'hunter2hunter2'",
+                 "AIzaSyA1234567890abcdefghijklmnopqrstuv", "bearer abcdefghijklmnop", "Api-Key=0123456789abcdef",
+                 "ACCESS_TOKEN = tok_0123456789"]
+
+
+def _reference(text: str, known: list[str]) -> str:
+    """The whole-text algorithm: every format over all of the text."""
+    from remediate.secrets import LEARNED_PATTERNS, SECRET_PATTERNS
+    values = set(known)
+    for pattern in SECRET_PATTERNS[:LEARNED_PATTERNS]:
+        for match in pattern.finditer(text):
+            value = match.group(0)[len(match.group(1)):] if match.groups() else match.group(0)
+            if len(value) >= 12:
+                values.add(value)
+    for secret in sorted(values, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern in SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+    return text
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1199), st.sampled_from(SECRET_SHAPES), st.sampled_from(["", " ", "x", "\n"])),
+                max_size=12), st.integers(0, 3))
+def test_large_texts_are_redacted_exactly_as_the_whole_text_algorithm_does(placements, seed):
+    """The large-text path (literals first, regexes on the lines around them) changes speed, not results."""
+    lines = [f"2026-11-25T03:00:{i % 60:02d}Z INFO svc GET /api/v1/users/{i * 7919 % 10**6} 200 {seed}ms"
+             for i in range(1200)]
+    for line_number, secret, glue in placements:
+        lines[line_number] = lines[line_number] + glue + secret
+    text = "\n".join(lines)
+    assert len(text) > 64 * 1024
+    assert Redactor()(text) == _reference(text, [])
+    known = Redactor()
+    known.add("svc GET /api/v1/users/7919")
+    assert known(text) == _reference(text, ["svc GET /api/v1/users/7919"])
