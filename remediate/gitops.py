@@ -172,13 +172,22 @@ class Git:
         done = self.run("cat-file", "blob", f"{self.base}:{path}", check=False)
         return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
 
-    def show_commit(self, commit: str, max_chars: int = 8000) -> str | None:
+    def show_commit(self, commit: str, max_chars: int = 8000, paths: Sequence[str] = ()) -> str | None:
+        """The commit's message and stat, and its patch: of `paths` only when given (the suspect files), with a
+        note naming the files left out."""
+        spec = f"{commit}^{{commit}}"
         done = self.run("show", "--no-textconv", "--no-ext-diff", "--no-color", "--stat", "--patch",
-                        "--format=commit %H%nAuthor: %an%nDate: %ad%n%n%s%n%n%b", f"{commit}^{{commit}}", "--",
-                        check=False)
+                        "--format=commit %H%nAuthor: %an%nDate: %ad%n%n%s%n%n%b", spec, "--", *paths, check=False)
         if done.returncode != 0:
             return None
         text = done.stdout.decode("utf-8", errors="replace")
+        if paths:
+            names = self.run("show", "--no-textconv", "--no-ext-diff", "--format=", "--name-only", spec,
+                             check=False).stdout.decode("utf-8", errors="replace").split()
+            others = [n for n in names if n not in paths]
+            if others:
+                text += (f"\n[the commit also changes {len(others)} other file(s), not shown: "
+                         f"{', '.join(others[:20])}]\n")
         return text if len(text) <= max_chars else text[:max_chars] + "\n[... commit truncated]"
 
     def close(self) -> None:

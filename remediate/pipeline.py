@@ -24,11 +24,11 @@ from opentelemetry import trace
 from remediate.actions import Runner
 from remediate.agent.budget import price_of
 from remediate.agent.llm import ChatModel, OpenAIChat
-from remediate.agent.loop import Agent
-from remediate.agent.tools import Toolbox
+from remediate.agent.loop import SYSTEM_PROMPT, Agent
+from remediate.agent.tools import Toolbox, tool_schemas
 from remediate.checks.hooks import Hooks
 from remediate.config import Config, LLMConfig, MCPServerConfig, TelemetryConfig, load_config
-from remediate.context.pack import scope_note
+from remediate.context.pack import first_prompt_tokens, scope_note
 from remediate.context.prefetch import gather, summary
 from remediate.deliver import marker, proposal
 from remediate.deliver.delivery import deliver
@@ -56,6 +56,7 @@ from remediate.telemetry import setup as telemetry_setup
 from remediate.verify.runner import TestRunner, install
 
 __all__ = ["Edges", "Run", "RunRequest", "finish"]
+SCOPE_NOTE = "x" * 600  # room kept for the scope note, written once the pack says what is in scope
 
 
 def _open_hub(servers: Sequence[MCPServerConfig], environ: Mapping[str, str], telemetry: Telemetry) -> McpHub:
@@ -242,6 +243,17 @@ class Run:
             else:
                 hooks.session_end(self._ending(str(self.report.outcome), str(self.report.reason), self.report.detail))
 
+    def _first_prompt(self, config: Config, toolbox: Toolbox, prompt: str) -> dict[str, int]:
+        """The first prompt's estimated tokens, by part, against agent.first_prompt_tokens."""
+        parts = {"system": first_prompt_tokens(SYSTEM_PROMPT), "tools": first_prompt_tokens("", toolbox.schemas()),
+                 "context": first_prompt_tokens(prompt)}
+        total, budget = sum(parts.values()), config.agent.first_prompt_tokens
+        if total > budget:
+            self.report.warnings.append(
+                f"the first prompt is about {total} tokens, over agent.first_prompt_tokens ({budget}): the logs got "
+                "their minimum and the code the evidence points at is never cut")
+        return {**parts, "total": total, "budget": budget}
+
     def _ending(self, outcome: str, reason: str, detail: str) -> dict[str, object]:
         """How the run ends, for the session_end (and on_error) hooks."""
         report = self.report
@@ -266,8 +278,11 @@ class Run:
                 for server in {w["server"] for w in report.mcp_withheld}:
                     names = ", ".join(w["tool"] for w in report.mcp_withheld if w["server"] == server)
                     self.runner.log(f"MCP server {server}: not offered to the model: {names}")
+            commands = bool(config.guardrails.allowed_commands)
+            reserved = first_prompt_tokens(SYSTEM_PROMPT + SCOPE_NOTE + (followup.prompt() if followup else ""),
+                                           tool_schemas(commands, hub))
             with self.stage("context"):
-                pack = gather(setup, hub, report.warnings)
+                pack = gather(setup, hub, report.warnings, reserved)
                 report.context = summary(pack)
             policy, warning = policy_for(config, pack.implicated_files, setup.redact.values,
                                          setup.git.tracked_files())
@@ -284,6 +299,7 @@ class Run:
                                                       policy.max_files_modified, policy.max_lines_changed).render()
             if followup is not None:
                 prompt += "\n" + followup.prompt()
+            report.context["first_prompt_tokens"] = self._first_prompt(config, toolbox, prompt)
             with self.stage("agent"):
                 try:
                     result = agent.run(prompt)

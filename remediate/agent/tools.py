@@ -97,6 +97,17 @@ def mcp_function_schemas(hub: McpHub) -> list[dict[str, Any]]:
             for name, tool in hub.tools.items()]
 
 
+def tool_schemas(commands: bool, hub: McpHub | None) -> list[dict[str, Any]]:
+    """The functions offered to the model: the built-in tools, run_command when commands are allowed, and the
+    allowed MCP tools."""
+    tools = list(BUILTIN_TOOLS)
+    if commands:
+        tools.append(RUN_COMMAND_TOOL)
+    if hub:
+        tools += mcp_function_schemas(hub)
+    return tools
+
+
 @dataclass
 class Toolbox:
     workspace: Workspace
@@ -133,12 +144,7 @@ class Toolbox:
                    if guardrails.sensitive_files else None)
 
     def schemas(self) -> list[dict[str, Any]]:
-        tools = list(BUILTIN_TOOLS)
-        if self.allowed_commands and self.sandbox:
-            tools.append(RUN_COMMAND_TOOL)
-        if self.mcp:
-            tools += mcp_function_schemas(self.mcp)
-        return tools
+        return tool_schemas(bool(self.allowed_commands and self.sandbox), self.mcp)
 
     def _verdict_span(self, tool: str, target: str, allowed: bool, rule: str = "") -> None:
         if self.telemetry is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from remediate.context.logs import condense, faulting_lines
@@ -33,6 +33,7 @@ class ContextPack:
     sections: tuple[Section, ...]
     logs: tuple[dict[str, Any], ...]  # per MCP source: sizes before and after, what condensation kept
     implicated_files: frozenset[str]
+    tokens: dict[str, int] = field(default_factory=dict)  # the first prompt's estimated tokens, by part
 
     @property
     def logs_chars_before(self) -> int:
@@ -82,9 +83,37 @@ def excerpt(content: str, wanted: Sequence[tuple[int, int]], bounds: tuple[int, 
     return "\n".join(out)
 
 
+CLASS_INIT_LINES = 25  # of the enclosing class's __init__, where a method's attributes come from
+
+
+def _class_of(tree: ast.Module, span: tuple[int, int]) -> ast.ClassDef | None:
+    """The innermost class whose body holds the function at `span`."""
+    found = None
+    for node in ast.walk(tree):
+        inside = isinstance(node, ast.ClassDef) and node.lineno < span[0] <= span[1] <= (node.end_lineno or 0)
+        if inside and (found is None or node.lineno > found.lineno):
+            found = node
+    return found
+
+
+def _class_context(tree: ast.Module | None, span: tuple[int, int]) -> tuple[list[tuple[int, int]], str]:
+    """For a method: its class's header line and the start of its __init__ (what its attributes are)."""
+    cls = _class_of(tree, span) if tree is not None else None
+    if cls is None:
+        return [], ""
+    wanted = [(min([cls.lineno, *(d.lineno for d in cls.decorator_list)]), cls.lineno)]
+    init = next((n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == "__init__"), None)
+    if init is not None and init.lineno != span[0] and not (init.lineno <= span[0] <= (init.end_lineno or 0)):
+        wanted.append((init.lineno, min(init.end_lineno or init.lineno, init.lineno + CLASS_INIT_LINES - 1)))
+        return wanted, f"with class {cls.name}'s header and __init__"
+    return wanted, f"with class {cls.name}'s header"
+
+
 def function_view(content: str, span: tuple[int, int], faults: Sequence[int]) -> tuple[str, str]:
     """A suspect function as the model needs it: its signature, its docstring elided (with a note), and the
-    lines around the faulting lines the evidence names, or its body from the top when none falls inside it."""
+    lines around the faulting lines the evidence names, or its body from the top when none falls inside it;
+    for a method, its class's header and __init__ too."""
     first, last = span
     try:
         tree = ast.parse(content)
@@ -110,10 +139,11 @@ def function_view(content: str, span: tuple[int, int], faults: Sequence[int]) ->
     else:
         wanted.append((body_start, body_start + MAX_FILE_LINES - 1))
         note = "no faulting line inside it in the evidence: from the top of its body"
-    text = excerpt(content, wanted, span)
+    around, about_class = _class_context(tree, span)
+    text = excerpt(content, [*around, *wanted], (min([first, *(a for a, _ in around)]), last))
     if doc:
         text = text.replace(f"[lines {doc[0]}-", f"[docstring and lines {doc[0]}-", 1)
-    return text, note
+    return text, f"{note}; {about_class}" if about_class else note
 
 
 def outline(content: str) -> str:
@@ -158,10 +188,55 @@ def locate_function(source: str, dotted: str) -> tuple[int, int] | None:
 
 def build_context(incident: Incident, *, read: Callable[[str], str | None], tracked: Sequence[str],
                   commit_text: str | None, mcp_texts: Mapping[str, str], redact: Callable[[str], str],
-                  log_budget_tokens: int) -> ContextPack:
-    sections = [Section("Incident", redact(_incident_text(incident)), "incident payload")]
+                  log_budget_tokens: int, budget_tokens: int | None = None, reserved_tokens: int = 0) -> ContextPack:
+    """The first prompt's sections. The code the evidence points at comes first in the budget; the logs get
+    `log_budget_tokens` or what is left of `budget_tokens` (the whole first prompt, of which `reserved_tokens`
+    are the system prompt, the tools and the scope note), whichever is less, and never less than the
+    minimum the condenser needs to keep every distinct error."""
+    incident_section = Section("Incident", redact(_incident_text(incident)), "incident payload")
+    faults: dict[str, list[int]] = {}
+    for text in [_incident_text(incident), *mcp_texts.values()]:
+        for path, line in faulting_lines(text, tracked):
+            faults.setdefault(path, []).append(line)
+    code, implicated = _code_sections(incident, read, tracked, faults, redact)
+    commit: list[Section] = []
+    if incident.suspect.commit:
+        body = redact(commit_text) if commit_text else "(this commit is not in the checkout's history)"
+        commit.append(Section(f"Suspect commit (git show {incident.suspect.commit})", body,
+                              "git history" if commit_text else None))
+    fixed_tokens = sum(_tokens(x.render()) for x in (incident_section, *code, *commit))
+    log_tokens = log_budget_tokens
+    if budget_tokens is not None:
+        log_tokens = max(MIN_LOG_TOKENS, min(log_budget_tokens, budget_tokens - reserved_tokens - fixed_tokens))
+    logs_sections, logs = _log_sections(mcp_texts, redact, tracked, log_tokens)
+    sections = (incident_section, *logs_sections, *code, *commit)
+    tokens = {"reserved": reserved_tokens, "incident": _tokens(incident_section.render()),
+              "logs": sum(_tokens(x.render()) for x in logs_sections), "code": sum(_tokens(x.render()) for x in code),
+              "commit": sum(_tokens(x.render()) for x in commit)}
+    tokens["total"] = sum(tokens.values())
+    if budget_tokens is not None:
+        tokens["budget"] = budget_tokens
+    return ContextPack(sections, tuple(logs), frozenset(implicated), tokens)
+
+
+MIN_LOG_TOKENS = 250
+
+
+def _tokens(text: str) -> int:
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def first_prompt_tokens(text: str, tools: Sequence[Mapping[str, Any]] = ()) -> int:
+    """Estimated tokens of a prompt part: its text and the JSON of the tools offered with it."""
+    import json
+    return _tokens(text) + (_tokens(json.dumps(list(tools), separators=(",", ":"))) if tools else 0)
+
+
+def _log_sections(mcp_texts: Mapping[str, str], redact: Callable[[str], str], tracked: Sequence[str],
+                  log_tokens: int) -> tuple[list[Section], list[dict[str, Any]]]:
+    sections: list[Section] = []
     logs: list[dict[str, Any]] = []
-    share = CHARS_PER_TOKEN * log_budget_tokens // max(len(mcp_texts), 1)
+    share = CHARS_PER_TOKEN * log_tokens // max(len(mcp_texts), 1)
     for label, text in mcp_texts.items():
         clean = redact(text)
         if len(clean) <= share:  # small results (an incident record, a short query) are kept as they are
@@ -175,11 +250,13 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
                      "repo_files": list(condensed.repo_files), "first": condensed.first, "last": condensed.last,
                      "truncated": condensed.truncated})
         sections.append(Section(f"Incident data from MCP: {label} (condensed)", condensed.text, f"mcp {label}"))
-    # The evidence: every stack frame and file:line reference into the repository, in the logs and the payload.
-    faults: dict[str, list[int]] = {}
-    for text in [_incident_text(incident), *mcp_texts.values()]:
-        for path, line in faulting_lines(text, tracked):
-            faults.setdefault(path, []).append(line)
+    return sections, logs
+
+
+def _code_sections(incident: Incident, read: Callable[[str], str | None], tracked: Sequence[str],
+                   faults: Mapping[str, list[int]], redact: Callable[[str], str]) -> tuple[list[Section], set[str]]:
+    """Each suspect function around its faulting lines, each suspect file and each file a stack frame names
+    around theirs (with the functions those lines are in), else its outline."""
     implicated: set[str] = set()
     code: list[Section] = []
     shown: dict[str, list[tuple[int, int]]] = {}  # the spans the suspect functions show, per file
@@ -207,14 +284,31 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
         if path in incident.suspect.files:
             implicated.add(path)  # a file only a log line names is shown, never made editable by it
         elsewhere = [f for f in faults.get(path, []) if not any(a <= f <= b for a, b in shown.get(path, []))]
-        code.append(Section(f"Suspect file {path}" if path in incident.suspect.files
-                            else f"File {path} (named by a stack frame)", redact(_file_view(content, elsewhere))))
-    sections += code
-    if incident.suspect.commit:
-        body = redact(commit_text) if commit_text else "(this commit is not in the checkout's history)"
-        sections.append(Section(f"Suspect commit (git show {incident.suspect.commit})", body,
-                                "git history" if commit_text else None))
-    return ContextPack(tuple(sections), tuple(logs), frozenset(implicated))
+        where = _enclosing(content, elsewhere)
+        title = f"Suspect file {path}" if path in incident.suspect.files else f"File {path} (named by a stack frame)"
+        code.append(Section(f"{title}{f': {where}' if where else ''}", redact(_file_view(content, elsewhere))))
+    return code, implicated
+
+
+def _enclosing(content: str, lines: Sequence[int]) -> str:
+    """`line 41 in run, line 88 in Worker.stop`: the functions the faulting lines are in."""
+    if not lines:
+        return ""
+    try:
+        tree = ast.parse(content)
+    except (SyntaxError, ValueError):
+        return ", ".join(f"line {n}" for n in lines[:8])
+    named = []
+    for number in lines[:8]:
+        best, best_name = None, ""
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= number <= (
+                    node.end_lineno or node.lineno) and (best is None or node.lineno > best.lineno):
+                best = node
+                cls = _class_of(tree, (node.lineno, node.end_lineno or node.lineno))
+                best_name = f"{cls.name}.{node.name}" if cls else node.name
+        named.append(f"line {number} in {best_name}" if best else f"line {number}")
+    return ", ".join(named)
 
 
 def _file_view(content: str, faults: Sequence[int]) -> str:

@@ -13,14 +13,18 @@ from remediate.mcp.client import McpError, McpHub
 from remediate.run import Setup
 
 
-def gather(setup: Setup, hub: McpHub, warnings: list[str]) -> ContextPack:
-    """Prefetched MCP results, suspect code and the culprit commit; failed prefetches become warnings."""
+def gather(setup: Setup, hub: McpHub, warnings: list[str], reserved_tokens: int = 0) -> ContextPack:
+    """Prefetched MCP results, suspect code and the culprit commit (its patch of the suspect files only, when
+    the diagnosis names files); failed prefetches become warnings. `reserved_tokens`: the first prompt's part
+    that is not context (system prompt, tools), taken from agent.first_prompt_tokens before the logs' share."""
     texts = prefetch(setup, hub, warnings)
     tracked = setup.git.tracked_files()
     commit = setup.incident.suspect.commit
+    suspects = [p for p in setup.incident.suspect.files if p in tracked]
     return build_context(setup.incident, read=lambda p: _read_text(setup.repo / p), tracked=tracked,
-                         commit_text=setup.git.show_commit(commit) if commit else None, mcp_texts=texts,
-                         redact=setup.redact, log_budget_tokens=setup.config.mcp.log_budget_tokens)
+                         commit_text=setup.git.show_commit(commit, paths=suspects) if commit else None,
+                         mcp_texts=texts, redact=setup.redact, log_budget_tokens=setup.config.mcp.log_budget_tokens,
+                         budget_tokens=setup.config.agent.first_prompt_tokens, reserved_tokens=reserved_tokens)
 
 
 def prefetch(setup: Setup, hub: McpHub, warnings: list[str]) -> dict[str, str]:
@@ -48,7 +52,7 @@ def summary(pack: ContextPack) -> dict[str, Any]:
     """The report's `context` section."""
     return {"logs_chars_before": pack.logs_chars_before, "logs_chars_after": pack.logs_chars_after,
             "logs": list(pack.logs), "implicated_files": sorted(pack.implicated_files),
-            "prompt_chars": len(pack.render())}
+            "prompt_chars": len(pack.render()), "context_tokens": dict(pack.tokens)}
 
 
 def matched_arguments(schema: Mapping[str, Any], incident: Incident) -> dict[str, Any]:

@@ -82,3 +82,71 @@ def test_a_file_only_a_log_line_names_is_shown_but_not_made_editable():
                          mcp_texts={"logs": TRACE}, redact=lambda t: t, log_budget_tokens=2000)
     assert "File tabulate/__init__.py (named by a stack frame)" in pack.render()
     assert pack.implicated_files == frozenset()
+
+
+CLASSY = '''class Queue:
+    """Holds the work."""
+
+    LIMIT = 10
+
+    def __init__(self, store):
+        self.store = store
+        self.pending = []
+
+    def helper(self):
+        return 2
+
+    def drain(self):
+        while self.pending:
+            self.store.put(self.pending.pop())
+        return self.store.size()
+''' + "\n".join(f"    def filler{i}(self):\n        return {i}\n" for i in range(40)) + '''
+
+def caller(queue):
+    queue.drain()
+    return "done"
+'''
+
+
+def test_a_method_is_shown_with_its_class_header_and_init_and_a_named_caller_with_its_function():
+    call = CLASSY.splitlines().index("    queue.drain()") + 1
+    trace = ('Traceback (most recent call last):\n  File "/srv/app/jobs.py", line ' + str(call) + ', in caller\n'
+             '    queue.drain()\n'
+             '  File "/srv/app/queue.py", line 15, in drain\n    self.store.put(self.pending.pop())\n'
+             "AttributeError: 'NoneType' object has no attribute 'put'\n")
+    incident = Incident("INC-3", "AttributeError in Queue.drain", suspect=Suspect(
+        files=("app/queue.py",), functions=("Queue.drain",)))
+    files = {"app/queue.py": CLASSY, "app/jobs.py": CLASSY}
+    pack = build_context(incident, read=files.get, tracked=list(files), commit_text=None, mcp_texts={"logs": trace},
+                         redact=lambda t: t, log_budget_tokens=2000)
+    text = pack.render()
+    assert "Suspect function Queue.drain in app/queue.py:13-16" in text and "with class Queue's header and __init__" \
+        in text
+    assert "    1\tclass Queue:" in text and "    7\t        self.store = store" in text
+    assert "   15\t            self.store.put(self.pending.pop())" in text
+    assert "        return 20" not in text  # far from both faulting lines: not shown
+    assert f"File app/jobs.py (named by a stack frame): line {call} in caller" in text
+    assert f"{call:>5}\t    queue.drain()" in text
+
+
+def test_the_logs_get_what_the_first_prompt_budget_leaves_and_the_faulting_line_stays():
+    incident = Incident("INC-9", "IndexError in tabulate", suspect=Suspect(
+        files=("tabulate/__init__.py",), functions=("tabulate",)))
+    def word(n: int) -> str:  # words of letters no masker touches, a different set per template
+        return "".join("ghijklmnopqrstuvwxyz"[n // 20 ** k % 20] for k in range(4))
+    noise = "\n".join(f"2026-01-01T00:00:{i % 60:02d}Z INFO " + " ".join(word(i % 500 * 7 + k) for k in range(7))
+                      + f" took {i % 9}ms" for i in range(20000))
+    logs = noise + "\n" + TRACE
+    roomy = build_context(incident, read=lambda p: LONG, tracked=["tabulate/__init__.py"], commit_text=None,
+                          mcp_texts={"logs": logs}, redact=lambda t: t, log_budget_tokens=6000)
+    tight = build_context(incident, read=lambda p: LONG, tracked=["tabulate/__init__.py"], commit_text=None,
+                          mcp_texts={"logs": logs}, redact=lambda t: t, log_budget_tokens=6000, budget_tokens=3000,
+                          reserved_tokens=1200)
+    assert roomy.tokens["logs"] > 4000 and "budget" not in roomy.tokens
+    assert tight.tokens["logs"] < roomy.tokens["logs"] and tight.tokens["total"] <= 3000 == tight.tokens["budget"]
+    assert tight.tokens["reserved"] == 1200 and tight.tokens["total"] == sum(
+        v for k, v in tight.tokens.items() if k not in ("total", "budget"))
+    for pack in (roomy, tight):
+        text = pack.render()
+        assert f"{FAULT:>5}\t    return rows[len(rows)]  # the fault" in text
+        assert "IndexError: list index out of range" in text  # the error survives the smaller share

@@ -133,3 +133,23 @@ def test_an_origin_that_git_would_read_as_an_option_is_refused(tmp_path):
     with pytest.raises(GitError):
         _remote_sha(git, "refs/heads/x", None)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_culprit_commit_shows_the_suspect_files_patch_and_names_the_rest(tmp_path):
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "vendored.js").write_text("a\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "base")
+    (tmp_path / "app.py").write_text("x = 2\n")
+    (tmp_path / "vendored.js").write_text("b\n" * 500)
+    (tmp_path / "CHANGELOG").write_text("changed\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "the culprit")
+    git = Git.open(tmp_path, {"PATH": os.environ["PATH"]})
+    culprit = _git(tmp_path, "rev-parse", "HEAD")
+    narrow = git.show_commit(culprit, paths=["app.py"])
+    assert "the culprit" in narrow and "+x = 2" in narrow and "+b" not in narrow
+    assert "[the commit also changes 2 other file(s), not shown: CHANGELOG, vendored.js]" in narrow
+    whole = git.show_commit(culprit)
+    assert "+b" in whole and "+x = 2" in whole and "other file(s)" not in whole
