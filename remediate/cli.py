@@ -117,8 +117,27 @@ def _load_event(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# What a run imports late (the MCP SDK when it connects, the OpenAI client at the first model call, PyGithub at
+# delivery): imported in a thread from the start, they load while the run waits on git, the sandbox and the
+# network instead of after.
+PRELOAD = ("mcp.client.session", "mcp.client.streamable_http", "openai", "github")
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            return
+
+
 def _run(repo: Path, environ: Mapping[str, str], inputs: Mapping[str, str], event_name: str,
          event: Mapping[str, Any]) -> int:
+    import threading
+
+    threading.Thread(target=_preload, name="preload", daemon=True).start()
     from remediate.pipeline import Run, RunRequest, finish
 
     run = Run(RunRequest(repo, environ, inputs, event_name, event), Runner(environ))

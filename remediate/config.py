@@ -362,11 +362,14 @@ class SignalConfig(_Model):
         return self
 
 
+MAX_SAMPLES = 2000
+
+
 class ValidationConfig(_Model):
     """Staging validation after a deployment (docs/review-and-validation.md)."""
     environment: str | list[str] = "staging"
     window_seconds: float = Field(default=600, gt=0, le=6 * 3600)
-    interval_seconds: float = Field(default=60, gt=0)
+    interval_seconds: float = Field(default=60, ge=0.05)
     consecutive: int = Field(default=3, ge=1, le=1000)
     signals: list[SignalConfig] = Field(default_factory=list)
 
@@ -379,6 +382,8 @@ class ValidationConfig(_Model):
         if self.interval_seconds > self.window_seconds:
             raise ValueError("interval_seconds is longer than window_seconds: not one sample would be taken")
         samples = int(self.window_seconds // self.interval_seconds) + 1
+        if samples > MAX_SAMPLES:
+            raise ValueError(f"the window holds {samples} samples a signal; at most {MAX_SAMPLES}: sample less often")
         if samples < self.consecutive:
             raise ValueError(f"the window holds {samples} samples, fewer than consecutive ({self.consecutive})")
         names = [s.name for s in self.signals]

@@ -84,6 +84,7 @@ class Run:
     setup: Setup | None = None  # once config and incident are read
     followup: FollowUp | None = None  # a review run's additions to the prompt, budget and delivery
     cleanups: list[Callable[[], None]] = field(default_factory=list)  # run when the run is over
+    escalating: bool = True  # False while a review run does not yet know its author may start one
     traceparent: str | None = None  # the run's root span, for a second job to continue the trace
     proposal_path: Path | None = None
 
@@ -399,7 +400,7 @@ class Run:
         self.report.outcome, self.report.reason, self.report.detail = outcome, reason, self.redact(detail)
         if outcome == Outcome.SKIPPED:
             self.runner.log(f"nothing to do ({reason}): {self.report.detail}")
-        if outcome not in (Outcome.FIXED, Outcome.SKIPPED) and self.ships:
+        if outcome not in (Outcome.FIXED, Outcome.SKIPPED) and self.ships and self.escalating:
             self._escalate()
 
     def _escalate(self) -> None:

@@ -274,7 +274,7 @@ def validation_table(entry: dict[str, Any]) -> str:
     rows = ["| signal | at the incident | last | healthy when | verdict |", "|---|---|---|---|---|"]
     for s in entry["signals"]:
         error = next((x["error"] for x in reversed(s["samples"]) if x.get("error")), None)
-        note = f" ({_cell(error[:80])})" if error and s["verdict"] == "unknown" else ""
+        note = f" ({_cell(inert(' '.join(error.split())[:120]))})" if error and s["verdict"] == "unknown" else ""
         rows.append(f"| {_cell(s['name'])} | {number(s['at_incident'])} | {number(s['last'])} | "
                     f"`{s['threshold']}` | {s['verdict']}{note} |")
     return "\n".join(rows)

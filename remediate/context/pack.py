@@ -15,6 +15,9 @@ from remediate.incident.payload import Incident
 MAX_FILE_LINES = 300
 
 
+_FENCE_END = re.compile(r"<\s*/\s*untrusted", re.IGNORECASE)  # however written, it cannot close the fence
+
+
 @dataclass(frozen=True)
 class Section:
     title: str
@@ -22,7 +25,7 @@ class Section:
     untrusted_source: str | None = None
 
     def render(self) -> str:
-        body = self.body.replace("</untrusted>", "<\\/untrusted>")
+        body = _FENCE_END.sub(lambda m: m.group(0).replace("/", "\\/"), self.body)
         if self.untrusted_source:
             body = f'<untrusted source="{self.untrusted_source}">\n{body}\n</untrusted>'
         return f"## {self.title}\n{body}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -96,13 +97,21 @@ def commit_change(git: Git, changes: ChangeSet, incident: Incident, config: Deli
             mode = mode if mode in ("100644", "100755") else "100644"
             git.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{change.path}", extra_env=index)
         tree = git.run("write-tree", extra_env=index).stdout.decode().strip()
-    message = (f"{title or pr_title(incident)}\n\n{inert_plain((summary or '').strip()[:2000])}\n\n"
+    message = (f"{title or pr_title(incident)}\n\n{_no_trailers(inert_plain((summary or '').strip()[:2000]))}\n\n"
                f"Incident-Id: {incident.id}\nTrace-Id: {trace_id}\n")
     identity = {"GIT_AUTHOR_NAME": config.bot_name, "GIT_AUTHOR_EMAIL": config.bot_email,
                 "GIT_COMMITTER_NAME": config.bot_name, "GIT_COMMITTER_EMAIL": config.bot_email}
     sha = git.run("commit-tree", tree, "-p", git.base, "-F", "-", stdin=message.encode(),
                   extra_env=identity).stdout.decode().strip()
     return Commit(branch, sha, base_branch)
+
+
+_TRAILER_LIKE = re.compile(r"^(\s*(?:Incident|Trace)-Id)\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _no_trailers(text: str) -> str:
+    """The model's summary without lines that read as our trailers: staging validation finds incidents by them."""
+    return _TRAILER_LIKE.sub(r"\1 -", text)
 
 
 def _ignored_new_paths(git: Git, changes: ChangeSet, entries: Mapping[str, tuple[str, str]]) -> list[str]:

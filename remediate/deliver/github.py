@@ -118,11 +118,12 @@ class PyGitHub:
         if not repository or "/" not in repository:
             raise UserError("expected owner/name", field="GITHUB_REPOSITORY")
         # 5xx and secondary rate limits are retried with backoff, and waits are capped so a run cannot
-        # hang on a rate limit; writes are spaced out a little, as GitHub asks of integrations.
+        # hang on a rate limit. Writes are not spaced out: a run makes a handful (GitHub's advice to wait a
+        # second between writes is for integrations that make many), and a secondary limit is retried.
         retry = GithubRetry(total=5, backoff_factor=0.5, secondary_rate_wait=30, max_rate_limit_wait=120,
                             allowed_methods=frozenset({"GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"}))
         client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=30, retry=retry,
-                        seconds_between_requests=None, seconds_between_writes=0.2, user_agent="remediate")
+                        seconds_between_requests=None, seconds_between_writes=None, user_agent="remediate")
         try:
             return cls(client.get_repo(repository))
         except GithubException as exc:

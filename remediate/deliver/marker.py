@@ -15,10 +15,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from remediate.deliver.github import GitHub
 from remediate.incident.payload import Incident, from_payload, valid_traceparent
+from remediate.inert import inert
 
 VERSION = 1
 _MARKER = re.compile(r"<!-- remediate:state v(\d+) ([A-Za-z0-9+/=]{1,60000}) -->")
@@ -49,18 +52,19 @@ class RunEntry:
 class State:
     incident: Incident
     traceparent: str | None  # the first run's root span: later runs are part of its trace
-    runs: tuple[RunEntry, ...] = ()
+    runs: tuple[RunEntry, ...] = ()  # the newest MAX_RUNS
+    spent_usd: float = 0.0  # what every run cost, those no longer listed too
 
     @property
     def cost_usd(self) -> float:
-        return round(sum(r.cost_usd for r in self.runs), 6)
+        return round(max(self.spent_usd, sum(r.cost_usd for r in self.runs)), 6)
 
     def with_run(self, entry: RunEntry) -> State:
-        return replace(self, runs=(*self.runs, entry)[-MAX_RUNS:])
+        return replace(self, runs=(*self.runs, entry)[-MAX_RUNS:], spent_usd=self.cost_usd + entry.cost_usd)
 
     def render(self) -> str:
         data = {"incident": self.incident.to_dict(), "traceparent": self.traceparent,
-                "runs": [r.to_dict() for r in self.runs]}
+                "runs": [r.to_dict() for r in self.runs], "spent_usd": self.cost_usd}
         blob = base64.b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
         return f"<!-- remediate:state v{VERSION} {blob} -->"
 
@@ -104,7 +108,10 @@ def _state(data: Any) -> State:
         runs.append(RunEntry(*(str(item.get(k) or "")[:500] for k in ("kind", "trace_id", "outcome", "reason")),
                              cost_usd=float(cost), at=str(item.get("at") or "")[:40],
                              note=str(item.get("note") or "")[:500]))
-    return State(incident, valid_traceparent(data.get("traceparent")), tuple(runs[-MAX_RUNS:]))
+    spent = data.get("spent_usd", 0.0)
+    if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not 0 <= spent < 1e6:
+        raise MarkerError("the pull request's remediate marker has a total cost that is not a number")
+    return State(incident, valid_traceparent(data.get("traceparent")), tuple(runs[-MAX_RUNS:]), float(spent))
 
 
 _RUNS = re.compile(r"\n*<!-- remediate:runs -->.*?<!-- /remediate:runs -->\n*", re.S)
@@ -115,12 +122,32 @@ def with_runs_table(body: str, state: State) -> str:
     rows = ["<!-- remediate:runs -->", "### Runs on this incident", "",
             "| run | outcome | reason | cost (USD) | trace | note |", "|---|---|---|---|---|---|"]
     for entry in state.runs:
-        note = entry.note.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace("`", "'")[:120]
-        rows.append(f"| {entry.kind} | {entry.outcome} | {entry.reason} | {entry.cost_usd:.4f} | "
-                    f"`{entry.trace_id}` | {note} |")
+        note = inert(" ".join(entry.note.split())).replace("|", "\\|")[:160]
+        rows.append(f"| {_word(entry.kind)} | {_word(entry.outcome)} | {_word(entry.reason)} | {entry.cost_usd:.4f} | "
+                    f"`{_word(entry.trace_id)}` | {note} |")
     rows += ["", f"Incident total: ${state.cost_usd:.4f}", "<!-- /remediate:runs -->"]
     stripped = _RUNS.sub("\n\n", _MARKER.sub("", body)).rstrip()
     return f"{stripped}\n\n" + "\n".join(rows) + "\n"
+
+
+def _word(text: str) -> str:
+    """A marker field shown in the table: the characters an outcome, a reason or a trace ID has, nothing else."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "", text)[:60]
+
+
+def record(github: GitHub, number: int, entry: RunEntry, fallback: State, redact: Callable[[str], str]) -> State:
+    """`entry` added to the PR's description as it is now: runs another run recorded meanwhile, and edits people
+    made, stay. Returns the state written."""
+    fresh = github.pull(number)
+    try:
+        state = find(fresh.body)
+    except MarkerError:
+        state = None
+    if state is None or state.incident.id != fallback.incident.id:
+        state = fallback
+    after = state.with_run(entry)
+    github.edit_body(number, redact(replace_in(with_runs_table(fresh.body, after), after)))
+    return after
 
 
 def replace_in(body: str, state: State) -> str:
@@ -138,5 +165,6 @@ def carried(old_body: str, new_body: str) -> str:
         return new_body
     if old is None or new is None or old.incident.id != new.incident.id:
         return new_body
-    merged = replace(new, runs=(*old.runs, *new.runs)[-MAX_RUNS:], traceparent=old.traceparent or new.traceparent)
+    merged = replace(new, runs=(*old.runs, *new.runs)[-MAX_RUNS:], traceparent=old.traceparent or new.traceparent,
+                     spent_usd=old.cost_usd + new.cost_usd)
     return replace_in(with_runs_table(new_body, merged), merged)

@@ -31,6 +31,7 @@ class Host(Protocol):
     setup: Setup | None
     followup: FollowUp | None
     cleanups: list[Callable[[], None]]
+    escalating: bool
 
     @property
     def ships(self) -> bool: ...

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from remediate.config import CONFIG_FILES, Config, parse_config
+from remediate.config import CONFIG_FILES, Config, ReviewConfig, parse_config
 from remediate.context.pack import Section
 from remediate.deliver import marker
 from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch
@@ -35,6 +35,7 @@ from remediate.run import Setup
 
 EVENTS = ("issue_comment", "pull_request_review")
 HEAD_REF, BASE_REF = "refs/remediate/review-head", "refs/remediate/review-base"
+TRUSTED_REF = "refs/remediate/review-trusted"  # the default branch: whose config a review run obeys
 MAX_DIFF_CHARS = 12_000
 _RACE_MARKERS = ("stale info", "fetch first", "cannot lock ref", "failed to update ref", "incorrect old value")
 
@@ -125,11 +126,22 @@ def push_on_top(git: Git, sha: str, head: str, branch: str, changes: ChangeSet, 
 
 
 def execute(run: Host) -> None:
-    """The review run, start to end; every ending after the PR is known to be ours is replied on it."""
+    """The review run, start to end; every ending after the PR is known to be ours is replied on it.
+
+    Nothing of the checkout is trusted: on pull_request_review it is the PR's merge commit. Its config only
+    decides what is surely not for us (no command, a review that asks nothing); every decision is taken again
+    with the config of the repository's default branch as origin has it, which is also the config the run
+    obeys. Until the author has write access and the PR is ours, nothing escalates."""
     request = run.request
-    config = run.read_config()
-    run.configure(config)
-    ask = review_ask(request.event_name, request.event, config.review)
+    run.escalating = False
+    try:
+        looked = run.read_config()
+        run.configure_secrets(looked)
+    except UserError:
+        looked = None  # a broken config is the trusted ref's to report, once the author may start a run
+    review_ask(request.event_name, request.event, looked.review if looked else ReviewConfig())
+    ask = review_ask(request.event_name, request.event, ReviewConfig(command=_command_of(request.event),
+                                                                     on_changes_requested=True))
     github = run.github()
     with run.telemetry.span("github permission"):
         role = github.permission(ask.author)
@@ -138,15 +150,20 @@ def execute(run: Host) -> None:
                        "or admin, so nothing runs")
         raise skip(Reason.NOT_AUTHORIZED, f"{ask.author} has {role} permission; write, maintain or admin is needed")
     pull = github.pull(ask.pr_number)
+    git = run.open_git()
+    run.cleanups.append(git.close)
+    config = _trusted_config(run, git, github, pull)
+    ask = review_ask(request.event_name, request.event, config.review)  # the trusted ref's command and opt-in
     state = _hotfix_state(pull, config, request.environ.get("GITHUB_REPOSITORY", ""))
+    head = _ours(git, pull, state, config)
+    run.configure(config)
+    run.escalating = True
     run.report.incident = state.incident
     if run.ships:
         github.react("eyes", comment_id=ask.comment_id, issue_number=None if ask.comment_id else pull.number)
     followup: FollowUp | None = None
     try:
-        git = run.open_git()
-        run.cleanups.append(git.close)
-        setup, followup = _prepare(run, git, github, ask, pull, state, config)
+        setup, followup = _prepare(run, git, github, ask, pull, state, config, head)
         run.setup, run.followup = setup, followup
         run.traced(setup, parent=state.traceparent)
     except Stop as stop:
@@ -155,7 +172,16 @@ def execute(run: Host) -> None:
         import traceback
         run.end(Outcome.ERROR, Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
         run.report.warnings.append(run.redact("".join(traceback.format_exception(exc))[-3000:]))
-    _record(run, github, ask, pull, state, followup, config)
+    _record(run, github, ask, pull, followup, config)
+
+
+def _command_of(event: dict[str, object] | object) -> str:
+    """The comment's first word, as the command a first look lets through (checked against the trusted config
+    later); a review has none."""
+    body = event.get("comment", {}).get("body", "") if isinstance(event, dict) and isinstance(
+        event.get("comment"), dict) else ""
+    words = str(body or "").split()
+    return words[0][:40] if words and "`" not in words[0] else "/remediate"
 
 
 def _hotfix_state(pull: PullInfo, config: Config, repository: str) -> marker.State:
@@ -176,20 +202,43 @@ def _hotfix_state(pull: PullInfo, config: Config, repository: str) -> marker.Sta
     return state
 
 
-def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
-             checkout_config: Config) -> tuple[Setup, FollowUp]:
+def _trusted_config(run: Host, git: Git, github: GitHub, pull: PullInfo) -> Config:
+    """The default branch's config as origin has it (the `config` input's file, else the first of the usual
+    names), with the PR's head and base fetched alongside."""
     token = run.request.github_token
+    default = github.default_branch
     with run.stage("fetch"), run.telemetry.span("git fetch"):
         git.run("fetch", "-q", "--no-tags", "--", git.origin, f"+refs/heads/{pull.head_ref}:{HEAD_REF}",
-                f"+refs/heads/{pull.base_ref}:{BASE_REF}", token=git.token_for_origin(token))
+                f"+refs/heads/{pull.base_ref}:{BASE_REF}", f"+refs/heads/{default}:{TRUSTED_REF}",
+                token=git.token_for_origin(token))
+    explicit = run.request.inputs.get("config")
+    for name in [explicit] if explicit else list(CONFIG_FILES):
+        done = git.run("cat-file", "blob", f"{TRUSTED_REF}:{name}", check=False)
+        if done.returncode == 0:
+            try:
+                return parse_config(done.stdout.decode("utf-8", errors="replace"), name, run.request.inputs)
+            except UserError as exc:
+                raise UserError(f"{exc} (the config on {default}, which review runs obey)", field="config") from None
+    if explicit:
+        raise UserError(f"{explicit} is not on {default}", field="config",
+                        hint="review runs read the config from the default branch")
+    return parse_config(None, None, run.request.inputs)
+
+
+def _ours(git: Git, pull: PullInfo, state: marker.State, config: Config) -> str:
+    """The PR head, once a commit on the branch is remediate's for the marker's incident."""
     head = git.out("rev-parse", "--verify", f"{HEAD_REF}^{{commit}}")
     ours = git.out("log", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)%x1e", f"{BASE_REF}..{HEAD_REF}")
-    bot = checkout_config.delivery.bot_email
-    if not any(f"{bot}\0{state.incident.id}" == entry.strip().rstrip("\n") for entry in ours.split("\x1e")):
+    bot = config.delivery.bot_email
+    if not any(f"{bot}\0{state.incident.id}" == entry.strip() for entry in ours.split("\x1e")):
         raise skip(Reason.NOT_A_HOTFIX, f"no commit on {pull.head_ref} is remediate's for incident "
                    f"{state.incident.id} (author {bot}, Incident-Id trailer)")
-    config = _base_config(run, git, checkout_config)
-    run.configure_secrets(config)
+    return head
+
+
+def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
+             config: Config, head: str) -> tuple[Setup, FollowUp]:
+    token = run.request.github_token
     diff = git.run("diff", "--no-ext-diff", "--no-textconv", "--no-color", "--stat", "--patch",
                    f"{BASE_REF}...{HEAD_REF}").stdout.decode("utf-8", errors="replace")
     if len(diff) > MAX_DIFF_CHARS:
@@ -212,40 +261,27 @@ def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo
     return setup, followup
 
 
-def _base_config(run: Host, git: Git, checkout_config: Config) -> Config:
-    """The config as the PR's base branch has it: the guardrails a change is held to are never the branch's own
-    (a person may have pushed to it) nor a checkout's of another ref."""
-    names = [checkout_config.source_path] if checkout_config.source_path else list(CONFIG_FILES)
-    for name in names:
-        done = git.run("cat-file", "blob", f"{BASE_REF}:{name}", check=False)
-        if done.returncode == 0:
-            try:
-                return parse_config(done.stdout.decode("utf-8", errors="replace"), name, run.request.inputs)
-            except UserError as exc:
-                raise UserError(f"{exc} (the base branch's config)", field="config") from None
-    return parse_config(None, None, run.request.inputs)
-
-
-def _record(run: Host, github: GitHub, ask: ReviewAsk, pull: PullInfo, state: marker.State,
-            followup: FollowUp | None, config: Config) -> None:
+def _record(run: Host, github: GitHub, ask: ReviewAsk, pull: PullInfo, followup: FollowUp | None,
+            config: Config) -> None:
     """The run in the PR's marker (its cost counts against the incident's budget from now on) and a reply."""
     report = run.report
+    state = followup.state if followup else marker.find(pull.body)
+    if state is None:
+        return
     entry = marker.RunEntry("review", report.trace_id, str(report.outcome), str(report.reason), report.cost_usd,
                             datetime.now(UTC).isoformat(timespec="seconds"),
                             note=run.redact(" ".join(ask.instruction.split()))[:200])
     after = state.with_run(entry)
-    if report.review is not None:
-        report.review.update(incident_cost_usd=after.cost_usd,
-                             commit=followup.commit if followup else None)
-    if not run.ships:
-        return
     try:
-        github.edit_body(pull.number, run.redact(marker.replace_in(marker.with_runs_table(pull.body, after), after)))
-        github.comment(pull.number, run.redact(reply(report, after, config.costs.budget_usd, ask, followup)))
-        if report.review is not None:
-            report.review["reply"] = True
+        if run.ships:
+            after = marker.record(github, pull.number, entry, state, run.redact)
+            github.comment(pull.number, run.redact(reply(report, after, config.costs.budget_usd, ask, followup)))
+            if report.review is not None:
+                report.review["reply"] = True
     except Exception as exc:  # the report still has it all
         report.warnings.append(run.redact(f"the reply on pull request #{pull.number} failed: {exc}"))
+    if report.review is not None:
+        report.review.update(incident_cost_usd=after.cost_usd, commit=followup.commit if followup else None)
 
 
 def reply(report: Report, after: marker.State, budget: float, ask: ReviewAsk, followup: FollowUp | None) -> str:

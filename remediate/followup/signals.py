@@ -48,7 +48,10 @@ def number(raw: Any) -> float:
     if isinstance(raw, bool) or raw is None:
         raise Unreadable(f"found {raw!r}, not a number")
     if isinstance(raw, (int, float)):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:
+            raise Unreadable("found an integer too large for a number") from None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip().replace("_", ""))
@@ -66,7 +69,10 @@ def read_json(path: str, structured: Any) -> float:
 
     if structured is None:
         raise Unreadable("the answer has no structured content for the JSONPath")
-    found = jsonpath.findall(path, structured)
+    try:
+        found = jsonpath.findall(path, structured)
+    except Exception as exc:  # nesting deeper than the JSONPath walker goes, and the like: a hostile answer
+        raise Unreadable(f"the JSONPath could not be applied to the answer ({type(exc).__name__})") from None
     if not found:
         raise Unreadable(f"{path} matches nothing in the answer")
     return number(found[0])
@@ -123,7 +129,7 @@ def fill(arguments: Any, values: dict[str, str | None]) -> Any:
     if isinstance(arguments, str):
         def value(match: re.Match[str]) -> str:
             found = values.get(match[1])
-            if found is None or not _SAFE_VALUE.match(found):
+            if found is None or not _SAFE_VALUE.match(found) or ".." in found:
                 raise Unreadable(f"{{{match[1]}}} is {'not known' if found is None else 'not a plain name'} for "
                                  "this incident, so the query cannot be filled in")
             return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,13 +35,15 @@ from remediate.gitops import Git
 from remediate.incident.payload import Incident
 from remediate.inert import inline
 from remediate.mcp.client import McpError, McpHub
-from remediate.outcome import Outcome, Reason, stop
+from remediate.outcome import Outcome, Reason
 from remediate.report import validation_table
 from remediate.run import Setup
 
 EVENTS = ("deployment_status",)
 CONTEXT = "remediate/validation"
 CALL_GRACE_SECONDS = 10  # how long past the window's end the last sample's call may take
+PUBLISH_MARGIN_SECONDS = 20  # for the status, the comments and the escalation after the watch
+CONNECT_SECONDS = 20  # for the metrics servers to connect and list their tools
 MAX_COMMITS = 500
 MAX_DEPLOYMENTS = 20
 _TRAILER = re.compile(r"^Incident-Id:[ \t]*([^\s]{1,200})[ \t]*$", re.M)
@@ -82,7 +85,18 @@ def execute(run: Host) -> None:
     if not ids:
         raise skip(Reason.NO_INCIDENT, f"no Incident-Id trailer in the commits deployed to {target.environment} "
                                        f"since {since[:12] if since else 'the start of the history'}")
-    watched = [_watched(github, config, incident_id) for incident_id in ids]
+    watched = []
+    for incident_id in ids:
+        found = _watched(github, config, incident_id)
+        if found is None:  # a line anyone could write in a commit message: only our PRs' incidents count
+            run.runner.log(f"validation: Incident-Id {incident_id} has no remediate pull request; not validated")
+        elif since is None and _validated_before(found, target.environment):
+            run.runner.log(f"validation: {incident_id} was validated in {target.environment} before; not again")
+        else:
+            watched.append(found)
+    if not watched:
+        raise skip(Reason.NO_INCIDENT, f"no incident of a remediate pull request in the commits deployed to "
+                                       f"{target.environment} since {since[:12] if since else 'the start'}")
     first = watched[0]
     run.report.incident = first.incident
     setup = Setup(request, config, first.incident, run.redact, run.telemetry, run.runner, git)
@@ -123,18 +137,23 @@ def incident_ids(git: Git, sha: str, since: str | None) -> list[str]:
     return found
 
 
-def _watched(github: GitHub, config: Config, incident_id: str) -> Watched:
-    incident = Incident(incident_id, trigger="deployment_status")
-    pull = github.find_pull(hotfix_branch(config.delivery, incident))
-    state = None
-    if pull is not None:
-        try:
-            state = marker.find(pull.body)
-        except marker.MarkerError:
-            state = None
-    if state is not None and state.incident.id == incident_id:
-        incident = replace(state.incident, trigger="deployment_status")
-    return Watched(incident, pull, state if state and state.incident.id == incident_id else None)
+def _watched(github: GitHub, config: Config, incident_id: str) -> Watched | None:
+    """The incident as its hotfix PR's marker has it; None when no PR of ours carries it."""
+    pull = github.find_pull(hotfix_branch(config.delivery, Incident(incident_id)))
+    if pull is None:
+        return None
+    try:
+        state = marker.find(pull.body)
+    except marker.MarkerError:
+        return None
+    if state is None or state.incident.id != incident_id:
+        return None
+    return Watched(replace(state.incident, trigger="deployment_status"), pull, state)
+
+
+def _validated_before(watched: Watched, environment: str) -> bool:
+    return any(r.kind == "validation" and r.reason == environment for r in (watched.state.runs if watched.state
+                                                                            else ()))
 
 
 def _validate(run: Host, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched]) -> None:
@@ -152,14 +171,42 @@ def _validate(run: Host, setup: Setup, github: GitHub, target: Deployed, watched
     final = overall(list(verdicts.values()))
     run.report.validation = {**(run.report.validation or {}), "verdict": str(final),
                              "incidents": [_entry(w, setup.config, verdicts[w.incident.id]) for w in watched]}
-    with run.stage("publish"):
-        _publish(run, setup, github, target, watched, verdicts, final)
     detail = "; ".join(f"{w.incident.id}: {verdicts[w.incident.id]}" for w in watched)
     if final == Verdict.RECOVERED:
-        run.end(Outcome.FIXED, Reason.RECOVERED, f"{target.environment} recovered after {target.sha[:12]}: {detail}")
-        return
-    reason = Reason.NOT_RECOVERED if final == Verdict.NOT_RECOVERED else Reason.VALIDATION_UNKNOWN
-    raise stop(Outcome.ESCALATED, reason, f"{target.environment} after {target.sha[:12]}: {detail}")
+        ending = (Outcome.FIXED, Reason.RECOVERED, f"{target.environment} recovered after {target.sha[:12]}: {detail}")
+    else:
+        reason = Reason.NOT_RECOVERED if final == Verdict.NOT_RECOVERED else Reason.VALIDATION_UNKNOWN
+        ending = (Outcome.ESCALATED, reason, f"{target.environment} after {target.sha[:12]}: {detail}")
+    # The status, the comments and the escalation talk to servers that may hang: the run does not wait past
+    # the margin for them (what did not finish is said in the report).
+    run.report.outcome, run.report.reason, run.report.detail = ending[0], ending[1], run.redact(ending[2])
+
+    def publish_and_end() -> None:
+        _publish(run, setup, github, target, watched, verdicts, final)
+        run.end(*ending)
+
+    with run.stage("publish"):
+        if not _within(publish_and_end, PUBLISH_MARGIN_SECONDS):
+            run.report.warnings.append(f"publishing the verdict and escalating did not finish within "
+                                       f"{PUBLISH_MARGIN_SECONDS}s; the run ended without waiting for them")
+
+
+def _within(work: Callable[[], None], seconds: float) -> bool:
+    """Run `work` in a thread; whether it finished within `seconds` (its exceptions are its own to record)."""
+    failure: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=guarded, name="publish", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if failure:
+        raise failure[0]
+    return not worker.is_alive()
 
 
 def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
@@ -174,7 +221,7 @@ def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
     count = int(config.window_seconds // config.interval_seconds) + 1
     try:
         hub_context = run.edges.mcp(servers, setup.environ, setup.telemetry)
-        hub = hub_context.__enter__()
+        hub = _connected(hub_context)
     except McpError as exc:  # every sample unreadable: the verdict is unknown, never a pass
         for w in watched:
             for signal in config.signals:
@@ -199,6 +246,18 @@ def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
         hub_context.__exit__(None, None, None)
 
 
+def _connected(hub_context: Any) -> McpHub:
+    """The hub entered within CONNECT_SECONDS, whatever the servers do (a server may list tools forever)."""
+    entered: list[Any] = []
+
+    def enter() -> None:
+        entered.append(hub_context.__enter__())
+
+    if not _within(enter, CONNECT_SECONDS) or not entered:
+        raise McpError(f"the metrics servers did not connect and list their tools within {CONNECT_SECONDS}s")
+    return entered[0]
+
+
 def _sample(run: Host, hub: McpHub, signal: SignalConfig, values: dict[str, Any],
             answers: dict[str, tuple[Any, str | None]], at: float, deadline: float, interval: float) -> Sample:
     threshold = Threshold.parse(signal.healthy)
@@ -214,6 +273,8 @@ def _sample(run: Host, hub: McpHub, signal: SignalConfig, values: dict[str, Any]
                                                                                              result.text)
     except Unreadable as exc:
         return Sample(at, None, None, run.redact(str(exc))[:300])
+    except Exception as exc:  # a hostile answer (nesting past what JSONPath walks): unreadable, not a crash
+        return Sample(at, None, None, f"the answer could not be read: {type(exc).__name__}")
     return Sample(at, value, threshold.holds(value))
 
 
@@ -272,9 +333,9 @@ def _publish(run: Host, setup: Setup, github: GitHub, target: Deployed, watched:
         try:
             github.comment(w.pull.number, run.redact(body))
             if w.state is not None:  # the verdict joins the incident's runs in the PR's description
-                after = w.state.with_run(marker.RunEntry(
+                marker.record(github, w.pull.number, marker.RunEntry(
                     "validation", run.report.trace_id, str(entry["verdict"]), target.environment, 0.0,
-                    datetime.now(UTC).isoformat(timespec="seconds"), note=f"deployment of {target.sha[:12]}"))
-                github.edit_body(w.pull.number, marker.replace_in(marker.with_runs_table(w.pull.body, after), after))
+                    datetime.now(UTC).isoformat(timespec="seconds"), note=f"deployment of {target.sha[:12]}"),
+                    w.state, run.redact)
         except Exception as exc:
             run.report.warnings.append(run.redact(f"the comment on pull request #{w.pull.number} failed: {exc}"))

@@ -27,6 +27,9 @@ from remediate.records import McpCallRecord
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
+MAX_TOOL_PAGES = 100  # a server that pages its tools forever is a broken one
+
+
 class McpError(Failure):
     """A server could not be reached or refused us; the message names the server."""
 
@@ -209,7 +212,7 @@ class McpHub:
         server, client = connection.server, connection.client
         listed: list[McpTool] = []
         cursor = None
-        while True:
+        for _ in range(MAX_TOOL_PAGES):
             page = await asyncio.wait_for(client.list_tools(cursor=cursor), timeout=server.timeout_seconds)
             for tool in page.tools:
                 annotations = tool.annotations
@@ -219,6 +222,8 @@ class McpHub:
             cursor = page.next_cursor
             if not cursor:
                 break
+        else:
+            raise ConnectionError(f"tools/list went on for more than {MAX_TOOL_PAGES} pages")
         self.offered[server.name] = listed
         for tool in allowed_tools(server, listed):
             name = tool.function_name

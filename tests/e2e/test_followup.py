@@ -308,3 +308,71 @@ def test_a_deployment_without_an_incident_trailer_has_nothing_to_do(remediate, m
     assert run.outputs["validation"] == "none"
     assert llm_github.github.statuses == {} and metrics.calls() == [] and pagerduty.requests == []
     assert run.report["validation"]["verdict"] == "none"
+
+
+def _push_to_hotfix(first, tmp_path: Path, files: dict[str, str], message: str) -> str:
+    """Someone with push access commits to the hotfix branch."""
+    human = first.repo.fresh_clone(tmp_path / f"human-{len(list(tmp_path.iterdir()))}")
+    git(human.workspace, "checkout", "-q", BRANCH)
+    for path, text in files.items():
+        (human.workspace / path).parent.mkdir(parents=True, exist_ok=True)
+        (human.workspace / path).write_text(text)
+    git(human.workspace, "add", "-A")
+    git(human.workspace, "commit", "-q", "-m", message)
+    git(human.workspace, "push", "-q", "origin", BRANCH)
+    return git(first.repo.origin, "rev-parse", BRANCH)
+
+
+def test_a_review_run_obeys_the_default_branchs_config_not_the_one_pushed_to_the_pr(remediate, mcp, tmp_path):
+    first = _first_run(remediate)
+    number = int(first.run.outputs["pr-number"])
+    loose = scenarios.config_yaml(mcp.url).replace("costs: {budget_usd: 1.00}", "costs: {budget_usd: 500}") \
+        .replace('"Dockerfile*", ', "") + "review: {on_changes_requested: true}\n"
+    _push_to_hotfix(first, tmp_path, {".remediate.yaml": loose}, "loosen the config")
+    # A review that requests changes: the PR branch opts in, the default branch does not.
+    github = first.github
+    github.permissions["octocat"] = "admin"
+    pull = next(p for p in github.pulls if p["number"] == number)
+    checkout = first.repo.fresh_clone(tmp_path / "merge-commit")
+    git(checkout.workspace, "checkout", "-q", BRANCH)  # as pull_request_review checks out the PR
+    review = remediate(_renamed(), event_name="pull_request_review", repo=checkout,
+                       event=events.pull_request_review(number, BRANCH, pull["head"]["sha"]))
+    assert review.run.outputs["outcome"] == "skipped" and review.run.outputs["reason"] == "not_triggered"
+    assert review.llm.requests == []
+    # A comment from the same checkout: the default branch's budget and protected files hold.
+    script = [{"tool_calls": [{"name": "write_file", "arguments": {"path": "Dockerfile", "content": "FROM evil\n"}}]},
+              *_renamed()]
+    second = _review(remediate, first, RENAME, script=script)
+    assert second.run.outputs["outcome"] == "fixed", second.run.stdout
+    report = second.run.report
+    assert report["llm"]["budget_usd"] < 1.00 and report["config_source"] == ".remediate.yaml"
+    assert [e["rule"] for e in report["guardrail_events"]] == ["protected_file"]
+    assert first.repo.remote_file(BRANCH, "Dockerfile") is None
+
+
+def test_a_permission_lookup_that_fails_for_a_strangers_comment_escalates_nothing(remediate):
+    first = _first_run(remediate)
+    first.github.fail_next["GET /collaborators/stranger/permission"] = (403, "Resource not accessible by integration")
+    second = _review(remediate, first, RENAME, login="stranger", role=None)
+    assert second.run.outputs["outcome"] == "error" and second.run.outputs["reason"] == "github_failed"
+    assert second.llm.requests == []
+    assert not [i for i in first.github.issues if not i.get("_pr")]  # no escalation issue for anyone's comment
+
+
+def test_an_incident_id_planted_in_a_commit_message_is_not_validated(remediate, mcp, tmp_path, pagerduty):
+    first, metrics = _first_with_metrics(remediate, mcp, tmp_path, {RSS_QUERY: [2.0e8]}, pagerduty)
+    try:
+        sha, _ = _merged_and_deployed(first, tmp_path)
+        docs = first.repo.fresh_clone(tmp_path / "docs")
+        (docs.workspace / "NOTES.md").write_text("notes\n")
+        git(docs.workspace, "add", "-A")
+        git(docs.workspace, "commit", "-q", "-m", "docs\n\nIncident-Id: FAKE-1")
+        git(docs.workspace, "push", "-q", "origin", "main")
+        sha = git(first.repo.origin, "rev-parse", "main")
+        event = events.deployment_status(sha, "staging", "success", first.github.add_deployment(sha, "staging"))
+        done = _validate(remediate, first, sha, event, tmp_path)
+    finally:
+        metrics.stop()
+    assert done.run.outputs["validation"] == "recovered", done.run.stdout
+    assert [i["incident_id"] for i in done.run.report["validation"]["incidents"]] == [scenarios.INCIDENT_ID]
+    assert "FAKE-1 has no remediate pull request" in done.run.stdout and pagerduty.requests == []
