@@ -135,17 +135,23 @@ def start_mcp(base: Path, logs: str, incident: dict[str, Any], token: str = "mcp
     process = subprocess.Popen([sys.executable, "-m", "peers.mcp_incident", "--transport", transport,
                                 "--port", str(port), "--token", token, *extra, *mcp_files(base, logs, incident)],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    path = "/sse" if transport == "sse" else "/mcp"
+    return listening(process, port, f"http://127.0.0.1:{port}{path}", token, journal, "MCP server")
+
+
+def listening(process: subprocess.Popen[bytes], port: int, url: str, token: str, journal: Path,
+              what: str) -> McpProcess:
+    """The server child once it listens on `port` (20 s at most; its stderr when it exits first)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"MCP server exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"{what} exited: {process.stderr.read().decode() if process.stderr else ''}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
-                path = "/sse" if transport == "sse" else "/mcp"
-                return McpProcess(f"http://127.0.0.1:{port}{path}", token, journal, process)
-        time.sleep(0.1)
+                return McpProcess(url, token, journal, process)
+        time.sleep(0.05)
     process.kill()
-    raise RuntimeError("MCP server did not start listening within 20s")
+    raise RuntimeError(f"{what} did not start listening within 20s")
 
 
 @dataclass

@@ -43,6 +43,19 @@ class StaticToken:
         return None
 
 
+def record_call(journal: Path, tool: str, arguments: dict[str, Any], ctx: Context | None, **served: Any) -> None:
+    """One call in the JSONL journal: the tool, its arguments, the request's _meta (a traceparent), and what the
+    server answered when a test needs to know."""
+    meta = None
+    try:
+        params_meta = ctx.request_context.meta if ctx else None
+        meta = dict(params_meta) if params_meta else None
+    except (AttributeError, LookupError, TypeError, ValueError):
+        meta = None
+    with journal.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"tool": tool, "arguments": arguments, "meta": meta, **served}, default=str) + "\n")
+
+
 def build(port: int | None, token: str | None, logs: Path, journal: Path, incident: dict[str, Any],
           forbidden: str | None = None) -> MCPServer:
     warnings.filterwarnings("ignore", message=".*validate_token_resource.*")
@@ -54,14 +67,7 @@ def build(port: int | None, token: str | None, logs: Path, journal: Path, incide
             required_scopes=[SCOPE], validate_token_resource=False))
 
     def record(tool: str, arguments: dict[str, Any], ctx: Context | None) -> None:
-        meta = None
-        try:
-            params_meta = ctx.request_context.meta if ctx else None
-            meta = dict(params_meta) if params_meta else None
-        except (AttributeError, LookupError, TypeError, ValueError):
-            meta = None
-        with journal.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"tool": tool, "arguments": arguments, "meta": meta}, default=str) + "\n")
+        record_call(journal, tool, arguments, ctx)
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
     def get_incident_logs(incident_id: str, ctx: Context) -> str:

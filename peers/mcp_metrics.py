@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
 
-from peers.harness import ROOT, McpProcess, free_port
+from peers.harness import ROOT, McpProcess, free_port, listening
+from peers.mcp_incident import record_call
 
 SCOPE = "metrics:read"
 STEP_SECONDS = 60  # the spacing of a series' points, the newest at the time of the call
@@ -132,14 +132,7 @@ def build(port: int, token: str | None, script: Script, journal: Path) -> MCPSer
             required_scopes=[SCOPE], validate_token_resource=False))
 
     def record(tool: str, arguments: dict[str, Any], ctx: Context | None, **served: Any) -> None:
-        meta = None
-        try:
-            params_meta = ctx.request_context.meta if ctx else None
-            meta = dict(params_meta) if params_meta else None
-        except (AttributeError, LookupError, TypeError, ValueError):
-            meta = None
-        with journal.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"tool": tool, "arguments": arguments, "meta": meta, **served}, default=str) + "\n")
+        record_call(journal, tool, arguments, ctx, **served)
 
     def failure(query: str) -> CallToolResult:
         return CallToolResult(content=[TextContent(type="text", text=f"metrics backend error while querying {query}")],
@@ -195,16 +188,7 @@ def start_metrics(base: Path, script: dict[str, Any], token: str | None = None,
     process = subprocess.Popen([sys.executable, "-m", "peers.mcp_metrics", "--port", str(port), "--script",
                                 str(script_file), "--journal", str(journal), *(["--token", token] if token else [])],
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"metrics server exited: {process.stderr.read().decode() if process.stderr else ''}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return McpProcess(f"http://127.0.0.1:{port}/mcp", token or "", journal, process)
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("metrics server did not start listening within 20s")
+    return listening(process, port, f"http://127.0.0.1:{port}/mcp", token or "", journal, "metrics server")
 
 
 def main() -> None:

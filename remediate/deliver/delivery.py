@@ -147,18 +147,27 @@ def push(git: Git, commit: Commit, token: str | None, incident: Incident, bot_em
         if lease and not _is_ours(git, lease, ref, token, incident, bot_email):
             raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} on origin has commits that remediate did not "
                                 "make; it was left untouched for a human to merge or delete")
-        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "--", git.origin,
-                       f"{commit.sha}:{ref}", token=git.token_for_origin(token), check=False)
-        if done.returncode == 0:
+        if push_leased(git, commit.sha, commit.branch, lease, token):
             return
-        message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
-        if not any(marker in message for marker in _RACE_MARKERS):
-            why = [line.strip() for line in message.splitlines()
-                   if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
-            raise DeliveryError(Reason.PUSH_REJECTED, f"origin refused the push of {commit.branch} "
-                                f"(protected branch or a server hook): {' / '.join(why)[:500] or 'rejected'}")
         time.sleep(random.uniform(0.2, 1.0))  # lost a race for the ref: look again, then retry
     raise DeliveryError(Reason.BRANCH_DIVERGED, f"{commit.branch} kept changing on origin while we pushed")
+
+
+def push_leased(git: Git, sha: str, branch: str, lease: str, token: str | None) -> bool:
+    """Push `sha` to the branch if origin still has `lease` there: True when pushed, False when another push
+    won the race for the ref; a refusal (protected branch, a server hook) is PUSH_REJECTED."""
+    ref = f"refs/heads/{branch}"
+    done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{lease}", "--", git.origin, f"{sha}:{ref}",
+                   token=git.token_for_origin(token), check=False)
+    if done.returncode == 0:
+        return True
+    message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
+    if any(marker in message for marker in _RACE_MARKERS):
+        return False
+    why = [line.strip() for line in message.splitlines()
+           if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
+    raise DeliveryError(Reason.PUSH_REJECTED, f"origin refused the push of {branch} (protected branch or a server "
+                        f"hook): {' / '.join(why)[:500] or 'rejected'}")
 
 
 def _remote_sha(git: Git, ref: str, token: str | None) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from remediate.config import CONFIG_FILES, Config, ReviewConfig, parse_config
 from remediate.context.pack import Section
 from remediate.deliver import marker
-from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch
+from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch, push_leased
 from remediate.deliver.github import WRITE_PERMISSIONS, GitHub, PullInfo, ReviewComment
 from remediate.errors import UserError
 from remediate.followup.host import Host
@@ -37,7 +37,6 @@ EVENTS = ("issue_comment", "pull_request_review")
 HEAD_REF, BASE_REF = "refs/remediate/review-head", "refs/remediate/review-base"
 TRUSTED_REF = "refs/remediate/review-trusted"  # the default branch: whose config a review run obeys
 MAX_DIFF_CHARS = 12_000
-_RACE_MARKERS = ("stale info", "fetch first", "cannot lock ref", "failed to update ref", "incorrect old value")
 
 
 @dataclass
@@ -103,16 +102,8 @@ def push_on_top(git: Git, sha: str, head: str, branch: str, changes: ChangeSet, 
     ref = f"refs/heads/{branch}"
     mine = {p for c in changes for p in (c.path, c.renamed_from) if p}
     for _ in range(3):
-        done = git.run("push", "-q", "--porcelain", f"--force-with-lease={ref}:{head}", "--", git.origin,
-                       f"{sha}:{ref}", token=git.token_for_origin(token), check=False)
-        if done.returncode == 0:
+        if push_leased(git, sha, branch, head, token):
             return sha
-        message = (done.stderr + done.stdout).decode("utf-8", errors="replace")
-        if not any(m in message for m in _RACE_MARKERS):
-            why = [line.strip() for line in message.splitlines()
-                   if line.startswith("remote:") or "rejected" in line or line.startswith(("error:", "fatal:"))]
-            raise DeliveryError(Reason.PUSH_REJECTED, f"origin refused the push of {branch}: "
-                                f"{' / '.join(why)[:500] or 'rejected'}")
         git.run("fetch", "-q", "--no-tags", "--", git.origin, f"+{ref}:{HEAD_REF}", token=git.token_for_origin(token))
         newer = git.out("rev-parse", "--verify", f"{HEAD_REF}^{{commit}}")
         theirs = set(git.out("diff", "--name-only", "--no-renames", head, newer).splitlines())
