@@ -131,8 +131,9 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     missing = sorted(s for s in signatures if s not in out.text)
     print(f"input: {len(text) / 1e6:.1f} MB, {out.lines} lines, {len(signatures)} distinct error signatures")
-    print(f"redacted in {redacted:.1f} s; condensed in {elapsed:.1f} s: {len(text) / 1e6 / elapsed:.1f} MB/s, "
-          f"{out.lines / elapsed:,.0f} lines/s; process peak RSS {peak / 1e6:.0f} MB (generator included)")
+    print(f"redacted in {redacted:.2f} s; condensed in {elapsed:.2f} s: {len(text) / 1e6 / elapsed:.1f} MB/s, "
+          f"{out.lines / elapsed:,.0f} lines/s; end to end {len(text) / 1e6 / (redacted + elapsed):.1f} MB/s; "
+          f"process peak RSS {peak / 1e6:.0f} MB (generator included)")
     print(f"output: {out.chars_after} characters (budget {budget}, about {out.chars_after // CHARS_PER_TOKEN} "
           f"tokens), {len(text) / out.chars_after:,.0f}x smaller; {out.templates} templates, {out.errors} distinct "
           f"errors, {out.traces} distinct traces; repository files in traces: {', '.join(out.repo_files)}")

@@ -238,10 +238,12 @@ class _Masked:
     counts: dict[str, int]
 
     @classmethod
-    def of(cls, lines: list[str]) -> _Masked:
+    def of(cls, lines: list[str], text: str | None = None) -> _Masked:
+        """`text`: what `lines` are the splitlines() of, when they are (masking leaves line breaks alone)."""
         from collections import Counter
 
-        keys = "\n".join(lines).translate(_MASK).split("\n")
+        keys = text.translate(_MASK).splitlines() if text is not None else \
+            "\n".join(lines).translate(_MASK).split("\n")
         if len(keys) != len(lines):  # a line held a line break (JSON entries may): mask one by one
             keys = [line.translate(_MASK) for line in lines]
         return cls(lines, keys, Counter(keys))
@@ -251,8 +253,9 @@ class _Masked:
 
 
 def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condensed:
-    lines = json_log_lines(text) or text.splitlines()
-    masked = _Masked.of(lines)
+    entries = json_log_lines(text)
+    lines = entries or text.splitlines()
+    masked = _Masked.of(lines, None if entries else text)
     miner = _Miner()
     templates: dict[int, Group] = {}
     errors: dict[int, Group] = {}
@@ -319,16 +322,20 @@ def _templates(masked: _Masked, special: set[str], consumed: set[int], loose: li
     firsts: dict[str, int] = {}
     lasts: dict[str, int] = {}
     exact = plain & touched  # keys some of whose lines a trace took: their own lines found one by one
+    exact_firsts: dict[str, int] = {}
+    exact_lasts: dict[str, int] = {}
     if exact:
         for i in masked.indices(exact):
             if i not in consumed:
-                firsts.setdefault(keys[i], i)
-                lasts[keys[i]] = i
-    rest = plain - exact
-    if rest:
-        lasts.update((key, i) for i, key in enumerate(keys) if key in rest)
-        firsts.update((key, i) for i, key in zip(reversed(range(len(keys))), reversed(keys), strict=True)
-                      if key in rest)
+                exact_firsts.setdefault(keys[i], i)
+                exact_lasts[keys[i]] = i
+        firsts.update(exact_firsts)
+        lasts.update(exact_lasts)
+    if plain - exact:  # every key's first and last line in two passes at C speed; only plain keys are read
+        lasts.update({key: i for i, key in enumerate(keys)})
+        firsts.update({key: i for i, key in zip(reversed(range(len(keys))), reversed(keys), strict=True)})
+        for key in exact:  # a trace's lines are not theirs: as found one by one above
+            lasts[key], firsts[key] = exact_lasts[key], exact_firsts[key]
     samples: dict[str, list[int]] = {}
     for i in range(0, len(keys), max(len(keys) // _SAMPLES, 1)):
         if keys[i] in plain and i not in consumed:
