@@ -39,7 +39,8 @@ class Completion:
     output_tokens: int = 0
 
     def as_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        # "" rather than null beside tool calls: OpenAI takes either, llama.cpp's server only a string.
+        message: dict[str, Any] = {"role": "assistant", "content": self.content or ""}
         if self.tool_calls:
             message["tool_calls"] = [{"id": c.id, "type": "function",
                                       "function": {"name": c.name, "arguments": c.arguments}}
