@@ -85,6 +85,7 @@ class Run:
     followup: FollowUp | None = None  # a review run's additions to the prompt, budget and delivery
     cleanups: list[Callable[[], None]] = field(default_factory=list)  # run when the run is over
     escalating: bool = True  # False while a review run does not yet know its author may start one
+    _hub: McpHub | None = None  # connecting from the start of the remediate stages
     traceparent: str | None = None  # the run's root span, for a second job to continue the trace
     proposal_path: Path | None = None
 
@@ -226,6 +227,17 @@ class Run:
 
     def _remediate(self, setup: Setup) -> None:
         setup.preflight()
+        # Connecting to the MCP servers overlaps the sandbox's set-up and tests.setup; the mcp stage waits for it.
+        self._hub = hub = self.edges.mcp(setup.config.mcp.servers, setup.environ, setup.telemetry)
+        if hasattr(hub, "start"):
+            hub.start()
+        try:
+            self._remediate_sandboxed(setup)
+        finally:
+            if self._hub is hub:  # the run ended before the mcp stage took it: close the connection it started
+                hub.__exit__(None, None, None)
+
+    def _remediate_sandboxed(self, setup: Setup) -> None:
         with for_setup(setup) as (sandbox, warnings):
             self.report.warnings += warnings
             self.report.sandbox = sandbox.isolation()
@@ -273,7 +285,9 @@ class Run:
         report.model, report.budget_usd = config.llm.api_model, config.costs.budget_usd
         with ExitStack() as stack:
             with self.stage("mcp"):
-                hub = stack.enter_context(self.edges.mcp(config.mcp.servers, setup.environ, setup.telemetry))
+                started, self._hub = self._hub, None
+                hub = stack.enter_context(started or self.edges.mcp(config.mcp.servers, setup.environ,
+                                                                    setup.telemetry))
                 report.mcp_withheld = [w for server in config.mcp.servers
                                        for w in withheld_tools(server, hub.offered.get(server.name, []))]
                 for server in {w["server"] for w in report.mcp_withheld}:

@@ -166,18 +166,29 @@ class McpHub:
     _thread: threading.Thread | None = None
     _connections: dict[str, _Connection] = field(default_factory=dict)
     _stop: asyncio.Event | None = None
+    _ready: Future[None] | None = None
 
     def __enter__(self) -> McpHub:
-        if not self.servers:
+        self.start()
+        if self._ready is not None:
+            self._ready.result()
+        return self
+
+    def start(self) -> McpHub:
+        """Connect in the background; entering the hub waits for it. A run starts it early so that connecting
+        overlaps the sandbox's set-up."""
+        if not self.servers or self._ready is not None:
             return self
-        ready: Future[None] = Future()
+        self._ready = Future()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True, name="mcp")
+        self._thread = threading.Thread(target=self._run, args=(self._ready,), daemon=True, name="mcp")
         self._thread.start()
-        ready.result()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._ready is not None and not self._ready.done():
+            with suppress(Exception):  # still connecting: let it finish (bounded by its timeouts), then stop it
+                self._ready.result(timeout=60)
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:
