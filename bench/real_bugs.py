@@ -26,10 +26,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +36,19 @@ sys.path.insert(0, str(ROOT))
 os.environ["PATH"] = os.path.join(os.path.realpath(sys.prefix), "bin") + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("REMEDIATE_SANDBOX_UID", str(60_000 + os.getpid() % 1000 * 8))
 
-from peers.harness import GIT_ENV, SAMPLE_TEST_ENV, git, reachable_folder, start_mcp  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench" / "real_bugs"))
+from verify_cases import case_python, fetch_sdist  # noqa: E402
+from verify_cases import unpack as unpack_sdist  # noqa: E402
+
+from peers.harness import GIT_ENV, git, reachable_folder, start_mcp  # noqa: E402
 from peers.inprocess import ScriptedModel  # noqa: E402
 from remediate.actions import Runner  # noqa: E402
 from remediate.mcp.client import McpHub  # noqa: E402
 from remediate.pipeline import Edges, Run, RunRequest, finish  # noqa: E402
 
 CASES = ROOT / "bench" / "real_bugs" / "cases.json"
-CACHE = Path.home() / ".cache" / "remediate-bench"
+# Where sdists and the cases' test venvs are kept: a folder the sandbox user can enter, since it runs their python.
+CACHE = Path(tempfile.gettempdir()) / "remediate-bench-cache"
 MCP_TOKEN = "bench-mcp-token-0123456789"
 CONFIG = """llm: {{model: {model}, api_key_env: OPENAI_API_KEY}}
 mcp:
@@ -64,42 +67,16 @@ costs: {{budget_usd: {budget}}}
 """
 
 
-def sdist(project: str, version: str, cache: Path) -> Path:
-    """The release's source distribution, downloaded once into the cache."""
-    folder = cache / "sdists"
-    folder.mkdir(parents=True, exist_ok=True)
-    found = [p for p in folder.iterdir() if _is_release(p.name, project, version)]
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        "--dest", str(folder), f"{project}=={version}"], check=True)
-        found = [p for p in folder.iterdir() if _is_release(p.name, project, version)]
-    return found[0]
-
-
-def _is_release(name: str, project: str, version: str) -> bool:
-    normal = re.sub(r"[-_.]+", "[-_.]", re.escape(project.lower()).replace("\\", ""))
-    return re.match(rf"^{normal}-{re.escape(version)}\.(tar\.gz|zip|tgz)$", name.lower()) is not None
-
-
-def unpack(archive: Path, dest: Path) -> Path:
-    if archive.suffix == ".zip":
-        with zipfile.ZipFile(archive) as zipped:
-            zipped.extractall(dest)
-    else:
-        with tarfile.open(archive) as tarred:
-            tarred.extractall(dest, filter="data")
-    [root] = [p for p in dest.iterdir() if p.is_dir()]
-    return root
-
-
 def repository(case: dict[str, Any], base: Path, cache: Path) -> tuple[Path, Path]:
     """The buggy release as a checkout (one commit) with a bare origin, as actions/checkout leaves it."""
-    tree = unpack(sdist(case["project"], case["buggy_version"], cache), base / "unpacked")
+    (base / "unpacked").mkdir()
+    tree = unpack_sdist(fetch_sdist(cache, case["project"], case["buggy_version"]), base / "unpacked")
     for name in (".git", ".github"):
         shutil.rmtree(tree / name, ignore_errors=True)
-    git(tree, "init", "-q", "-b", "main")
-    git(tree, "add", "-A", "-f")
-    git(tree, "commit", "-q", "-m", f"{case['project']} {case['buggy_version']}")
+    safe = ("-c", "safe.directory=*")  # the unpacked files keep the archive's owner
+    git(tree, *safe, "init", "-q", "-b", "main")
+    git(tree, *safe, "add", "-A", "-f")
+    git(tree, *safe, "commit", "-q", "-m", f"{case['project']} {case['buggy_version']}")
     origin = base / "origin.git"
     git(base, "clone", "-q", "--bare", str(tree), str(origin))
     workspace = base / "workspace"
@@ -128,10 +105,18 @@ def faulting_line(case: dict[str, Any]) -> int | None:
     return None
 
 
-def full_suite_seconds(workspace: Path, case: dict[str, Any]) -> float:
+def test_env(case: dict[str, Any], python: Path) -> dict[str, str]:
+    """What the case's tests need: its venv's python first on PATH, its package on PYTHONPATH (relative: tests run
+    on a copy of the tree), UTC, a UTF-8 locale."""
+    return {"PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": case.get("package_root", "."),
+            "TZ": "UTC", "LC_ALL": "C.UTF-8"}
+
+
+def full_suite_seconds(workspace: Path, case: dict[str, Any], python: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *case.get("pytest_args", [])],
-                   cwd=workspace, env={**os.environ, **SAMPLE_TEST_ENV}, capture_output=True, timeout=1200)
+    subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *case.get("pytest_args", []),
+                    *case.get("suite", [])], cwd=workspace, env={**os.environ, **test_env(case, python)},
+                   capture_output=True, timeout=1800)
     return time.perf_counter() - started
 
 
@@ -139,22 +124,23 @@ def one(case: dict[str, Any], scratch: Path, cache: Path, live: bool, model_name
     base = scratch / case["id"]
     base.mkdir()
     workspace, _ = repository(case, base, cache)
-    full = full_suite_seconds(workspace, case)
+    python = case_python(cache, sys.executable, case.get("deps", []))
+    full = full_suite_seconds(workspace, case, python)
     logs = (f"2026-11-30T03:14:07.000Z ERROR {case['project']} worker crashed: {case['summary']}\n"
             + case["traceback"].rstrip() + "\n")
     (base / "mcp").mkdir()
     mcp = start_mcp(base / "mcp", logs, {"incident_id": case["id"], "summary": case["summary"]}, token=MCP_TOKEN)
     try:
-        args = "".join(f", {a}" for a in case.get("pytest_args", []))
+        args = "".join(f", {json.dumps(a)}" for a in case.get("pytest_args", []))
         (workspace / ".remediate.yaml").write_text(CONFIG.format(
             model=model_name, mcp_url=mcp.url, pytest_args=args, budget=1.00))
         git(workspace, "add", ".remediate.yaml")
         git(workspace, "commit", "-q", "-m", "remediate config")
         payload = {"incident_id": case["id"], "summary": case["summary"], "service": case["project"],
                    "suspect": {"files": [case["source_file"]], "functions": [case["function"]]}}
-        env = {"PATH": os.environ["PATH"], "HOME": str(base / "home"), "GITHUB_ACTIONS": "true",
-               "RUNNER_TEMP": str(base / "temp"), "GIT_CONFIG_GLOBAL": "/dev/null", "INCIDENT_MCP_TOKEN": MCP_TOKEN,
-               "REMEDIATE_SANDBOX_UID": os.environ["REMEDIATE_SANDBOX_UID"], **SAMPLE_TEST_ENV, **GIT_ENV}
+        env = {"HOME": str(base / "home"), "GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(base / "temp"),
+               "GIT_CONFIG_GLOBAL": "/dev/null", "INCIDENT_MCP_TOKEN": MCP_TOKEN,
+               "REMEDIATE_SANDBOX_UID": os.environ["REMEDIATE_SANDBOX_UID"], **GIT_ENV, **test_env(case, python)}
         for folder in ("home", "temp"):
             (base / folder).mkdir()
         scripted = None
@@ -178,13 +164,15 @@ def one(case: dict[str, Any], scratch: Path, cache: Path, live: bool, model_name
     report = json.loads((base / "report.json").read_text())
     row = measure(case, report, scripted, wall, full, workspace, live)
     if live:
-        row["fixed"] = report["outcome"] == "fixed" and upstream_test_passes(case, report, base, cache)
+        row["fixed"] = report["outcome"] == "fixed" and upstream_test_passes(case, report, base, cache, python)
     return row
 
 
-def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Path, cache: Path) -> bool:
+def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Path, cache: Path,
+                         python: Path) -> bool:
     """The model's change on a fresh copy of the buggy release, then the upstream regression test: does it pass?"""
-    tree = unpack(sdist(case["project"], case["buggy_version"], cache), base / "check")
+    (base / "check").mkdir()
+    tree = unpack_sdist(fetch_sdist(cache, case["project"], case["buggy_version"]), base / "check")
     diff = report.get("diff") or ""
     applied = subprocess.run(["patch", "-p1", "--quiet", "--forward", "--no-backup-if-mismatch"], cwd=tree,
                              input=diff, text=True, capture_output=True)
@@ -192,9 +180,9 @@ def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Pat
         return False
     subprocess.run(["patch", "-p1", "--quiet", "--forward", "--no-backup-if-mismatch"], cwd=tree,
                    input=case["test_patch"], text=True, capture_output=True)  # a test the model added may clash
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    done = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            *case.get("pytest_args", []), *case["regression_tests"]], cwd=tree,
-                          env={**os.environ, **SAMPLE_TEST_ENV}, capture_output=True, timeout=600)
+                          env={**os.environ, **test_env(case, python)}, capture_output=True, timeout=600)
     return done.returncode == 0
 
 
@@ -204,7 +192,7 @@ def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedMode
     if scripted is not None and scripted.requests:
         first_prompt = scripted.requests[0][1]["content"]
     fault = faulting_line(case)
-    source = (workspace / case["source_file"]).read_text(encoding="utf-8", errors="replace").splitlines()
+    source = git(workspace, "show", f"HEAD:{case['source_file']}").splitlines()  # the buggy code, as committed
     fault_shown = None
     if fault and first_prompt:
         fault_shown = fault <= len(source) and f"{fault:>5}\t{source[fault - 1]}" in first_prompt

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import json
 import posixpath
 import re
@@ -27,7 +28,14 @@ from remediate.records import RegressionProof, TestRun
 from remediate.run import Setup
 from remediate.verify.coverage_map import CoverageMap
 from remediate.verify.execute import run_tests
-from remediate.verify.regression import blamed_failures, changed_test_code, changed_tests, in_file, judge
+from remediate.verify.regression import (
+    blamed_failures,
+    changed_test_code,
+    changed_test_nodes,
+    changed_tests,
+    in_file,
+    judge,
+)
 from remediate.verify.selection import collected, pytest_testpaths, select_with_coverage
 
 
@@ -114,7 +122,7 @@ class TestRunner:
             selection = select_with_coverage(self.coverage, base, sources, self.workspace.changes.files_touched,
                                              config.map, tracked)
             paths, reason = list(selection.tests), dict(selection.reason)
-            if config.command[-2:] == ["-m", "pytest"] or posixpath.basename(config.command[0]) == "pytest":
+            if is_pytest(config.command):
                 # The fix's own tests and what tests.map names run wherever they are.
                 kept = [p for p in paths if reason.get(p, "") == "changed" or reason.get(p, "").startswith("tests.map")]
                 paths, outside = collected(paths, self._testpaths())
@@ -159,7 +167,8 @@ class TestRunner:
         (with the test code they need), where they must fail; and, apart, the files of the tests that fail after
         the fix on the plain code before it, without any of the change's test code (so a new test cannot make
         an old one fail there and pass a regression off as pre-existing). The two in one result."""
-        proof = self._before(changes, list(new_tests), "regression proof: the new tests, before the fix",
+        proven = list(changed_test_nodes(changes)) if is_pytest(self.setup.config.tests.command) else list(new_tests)
+        proof = self._before(changes, proven, "regression proof: the new tests, before the fix",
                              True) if new_tests else None
         if run.ok:
             return proof
@@ -251,6 +260,12 @@ class TestRunner:
                         base[path] = self.workspace.original(path) or ""
             self._base = (tracked, base)
         return self._base
+
+
+def is_pytest(command: Sequence[str]) -> bool:
+    """Whether the test command runs pytest (`python -m pytest ...`, `pytest ...`)."""
+    return bool(command) and (posixpath.basename(command[0]) == "pytest" or any(
+        a == "-m" and b == "pytest" for a, b in itertools.pairwise(command)))
 
 
 def _key(overlay: Mapping[str, str | None], paths: Sequence[str]) -> str:

@@ -41,3 +41,45 @@ def test_pre_existing_failures_are_not_blamed_on_the_fix():
 
 def test_a_new_test_failing_after_the_fix():
     assert judge(NEW, _run("failed"), _run("failed", "tests.test_leak::test_bounded")).verdict == "fails_after"
+
+
+OLD_TESTS = '''import pytest
+
+from pkg import f
+
+
+@pytest.fixture
+def thing():
+    return 1
+
+
+def test_old():
+    assert f(1) == 1
+
+
+class TestGroup:
+    def test_kept(self):
+        assert f(2) == 2
+'''
+
+
+def _change(before: str | None, after: str, path: str = "tests/test_f.py"):
+    from remediate.guard.changes import Change, ChangeSet
+    return ChangeSet({path: Change(path, before, after), "pkg/f.py": Change("pkg/f.py", "x = 1\n", "x = 2\n")})
+
+
+def test_the_proof_runs_only_the_tests_the_fix_adds_or_changes():
+    from remediate.verify.regression import changed_test_nodes
+    added = OLD_TESTS + "\n\ndef test_new():\n    assert f(3) == 3\n"
+    assert changed_test_nodes(_change(OLD_TESTS, added)) == ("tests/test_f.py::test_new",)
+    edited = OLD_TESTS.replace("assert f(2) == 2", "assert f(2) == 2 and f(0) == 0")
+    assert changed_test_nodes(_change(OLD_TESTS, edited)) == ("tests/test_f.py::TestGroup::test_kept",)
+
+
+def test_a_new_file_or_a_change_outside_the_tests_runs_the_whole_file():
+    from remediate.verify.regression import changed_test_nodes
+    assert changed_test_nodes(_change(None, OLD_TESTS)) == ("tests/test_f.py",)
+    fixture = OLD_TESTS.replace("return 1", "return 2") + "\n\ndef test_new():\n    assert True\n"
+    assert changed_test_nodes(_change(OLD_TESTS, fixture)) == ("tests/test_f.py",)  # every test may use it
+    assert changed_test_nodes(_change(OLD_TESTS, OLD_TESTS + "\nimport os\n")) == ("tests/test_f.py",)
+    assert changed_test_nodes(_change(OLD_TESTS, "def broken(:\n")) == ("tests/test_f.py",)
