@@ -246,12 +246,15 @@ def summary(rows: list[dict[str, Any]], live: bool) -> str:
                 f"LLM calls {statistics.mean(r['llm_calls'] for r in rows):.1f}; "
                 f"time {statistics.mean(r['wall_s'] for r in rows):.1f} s")
     shown = sum(1 for r in rows if r["fault_in_first_prompt"])
+    located = sum(1 for r in rows if r["fault_in_first_prompt"] is not None)
     selected = sum(1 for r in rows if r["regression_test_selected"])
     tokens = [r["first_prompt_tokens"] or 0 for r in rows]
     ratios = [r["pytest_s"] / r["selected_single_s"] for r in rows if r["selected_single_s"]]
     shares = [r["pytest_s"] / r["full_suite_s"] for r in rows if r["full_suite_s"]]
     proven = sum(1 for r in rows if r["proof"] == "fails_before_passes_after")
-    return (f"faulting line in the first prompt: {shown}/{n}; first prompt tokens: mean {statistics.mean(tokens):.0f}, "
+    return (f"faulting line in the first prompt: {shown}/{located} (the other {n - located} tracebacks name no "
+            f"line of the fixed file: the test's assertion fails); "
+            f"first prompt tokens: mean {statistics.mean(tokens):.0f}, "
             f"max {max(tokens)}; regression test selected: {selected}/{n}; pytest as the action runs: "
             f"{statistics.mean(ratios):.2f}x the selected tests' single run (mean), "
             f"{100 * statistics.mean(shares):.0f}% of the full suite (mean); proof fails-before-passes-after: "

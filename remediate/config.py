@@ -224,7 +224,7 @@ class AgentConfig(_Model):
     max_wall_seconds: float = Field(default=900, gt=0)
     # The whole first prompt (system prompt, tools, context), estimated at 4 characters a token: the code the
     # evidence points at is kept, the logs get what is left (at most mcp.log_budget_tokens).
-    first_prompt_tokens: int = Field(default=8000, ge=1000)
+    first_prompt_tokens: int = Field(default=4000, ge=1000)
 
 
 class TestsConfig(_Model):

@@ -331,7 +331,10 @@ class Run:
             report.tests, report.regression = verified.run, verified.proof
         run = verified.run
         if not run.ok:
-            if verified.blamed or run.status != "failed":
+            # Failing or erroring tests (a fixture that errors, a locale the machine lacks) that all fail the same
+            # way before the fix are not the fix's; a runner that crashed or timed out is never excused.
+            judged = run.status == "failed" or (run.status == "error" and run.errors > 0)
+            if verified.blamed or not judged:
                 stopped = f" (stopped after {run.stopped_after} failures)" if run.stopped_after else ""
                 raise Stop(Reason.TESTS_FAILED, f"affected tests {run.summary()}{stopped}")
             report.warnings.append("tests failing before the fix too, not blamed on it: "

@@ -113,7 +113,8 @@ def _class_context(tree: ast.Module | None, span: tuple[int, int]) -> tuple[list
     return wanted, f"with class {cls.name}'s header"
 
 
-def function_view(content: str, span: tuple[int, int], faults: Sequence[int]) -> tuple[str, str]:
+def function_view(content: str, span: tuple[int, int], faults: Sequence[int],
+                  body_lines: int = MAX_FILE_LINES) -> tuple[str, str]:
     """A suspect function as the model needs it: its signature, its docstring elided (with a note), and the
     lines around the faulting lines the evidence names, or its body from the top when none falls inside it;
     for a method, its class's header and __init__ too."""
@@ -140,7 +141,7 @@ def function_view(content: str, span: tuple[int, int], faults: Sequence[int]) ->
         wanted += [(f - WINDOW, f + WINDOW) for f in inside]
         note = f"faulting line(s) {', '.join(map(str, inside))} from the evidence"
     else:
-        wanted.append((body_start, body_start + MAX_FILE_LINES - 1))
+        wanted.append((body_start, body_start + body_lines - 1))
         note = "no faulting line inside it in the evidence: from the top of its body"
     around, about_class = _class_context(tree, span)
     text = excerpt(content, [*around, *wanted], (min([first, *(a for a, _ in around)]), last))
@@ -202,6 +203,11 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
         for path, line in faulting_lines(text, tracked):
             faults.setdefault(path, []).append(line)
     code, implicated = _code_sections(incident, read, tracked, faults, redact)
+    for body_lines in SHORTER_BODIES:  # over the budget: functions no faulting line points into show less
+        spent = reserved_tokens + _tokens(incident_section.render()) + sum(_tokens(x.render()) for x in code)
+        if budget_tokens is None or spent + MIN_LOG_TOKENS + COMMIT_TOKENS <= budget_tokens:
+            break
+        code, implicated = _code_sections(incident, read, tracked, faults, redact, body_lines)
     commit: list[Section] = []
     if incident.suspect.commit:
         body = redact(commit_text) if commit_text else "(this commit is not in the checkout's history)"
@@ -223,6 +229,8 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
 
 
 MIN_LOG_TOKENS = 250
+COMMIT_TOKENS = 500  # kept for the culprit commit when the budget decides how much of a function to show
+SHORTER_BODIES = (120, 60)  # lines of a function's body shown from its top when the first view is too long
 
 
 def _tokens(text: str) -> int:
@@ -257,7 +265,8 @@ def _log_sections(mcp_texts: Mapping[str, str], redact: Callable[[str], str], tr
 
 
 def _code_sections(incident: Incident, read: Callable[[str], str | None], tracked: Sequence[str],
-                   faults: Mapping[str, list[int]], redact: Callable[[str], str]) -> tuple[list[Section], set[str]]:
+                   faults: Mapping[str, list[int]], redact: Callable[[str], str],
+                   body_lines: int = MAX_FILE_LINES) -> tuple[list[Section], set[str]]:
     """Each suspect function around its faulting lines, each suspect file and each file a stack frame names
     around theirs (with the functions those lines are in), else its outline."""
     implicated: set[str] = set()
@@ -271,7 +280,7 @@ def _code_sections(incident: Incident, read: Callable[[str], str | None], tracke
             span = locate_function(content or "", function)
             if content and span:
                 implicated.add(path)
-                view, note = function_view(content, span, faults.get(path, []))
+                view, note = function_view(content, span, faults.get(path, []), body_lines)
                 shown.setdefault(path, []).append(span)
                 code.append(Section(f"Suspect function {function} in {path}:{span[0]}-{span[1]} ({note})",
                                     redact(view)))

@@ -257,6 +257,18 @@ def test_failures_only_the_complete_run_reaches_get_their_own_baseline(tmp_path)
     assert "tests/test_pre_b.py" in baseline["tests"] and not baseline["reused"]
 
 
+def test_tests_that_error_the_same_way_before_the_fix_are_not_blamed_on_it(tmp_path):
+    """A fixture that errors whatever the code (a locale the machine lacks, say) is a pre-existing error."""
+    broken = ("import pytest\n\nfrom app.users.service import UserService\n\n\n@pytest.fixture\n"
+              "def locale():\n    raise RuntimeError('no en_US locale here')\n\n\n"
+              "def test_sorted_by_locale(locale):\n    assert UserService\n")
+    report, _, _, _ = Case(tmp_path, extra_files={"tests/test_locale.py": broken}).run(scenarios.good_fix())
+    assert (report["outcome"], report["reason"]) == ("fixed", "tests_pass_except_pre_existing_failures")
+    assert report["tests"]["status"] == "error" and report["tests"]["errors"] == 1
+    assert report["tests"]["regression_proof"]["pre_existing_failures"] == [
+        "tests.test_locale::test_sorted_by_locale"]
+
+
 SABOTEUR = '''import pathlib
 
 from app.users import service
