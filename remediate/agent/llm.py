@@ -79,7 +79,11 @@ class OpenAIChat:
             response = self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-            raise LLMError(f"LLM endpoint answered HTTP {exc.status_code}: {_first_line(exc.message)}",
+            hint = ""
+            if exc.status_code == 400 and "context" in exc.message.lower():
+                hint = (" (the prompt does not fit the model's context window: lower agent.first_prompt_tokens "
+                        "and llm.max_tokens, or use a model with a larger context)")
+            raise LLMError(f"LLM endpoint answered HTTP {exc.status_code}: {_first_line(exc.message)}{hint}",
                            retryable=retryable, maybe_billed=False) from None
         except openai.APIError as exc:
             # No answer (timeout, dropped connection): the provider may have run and billed the call.
