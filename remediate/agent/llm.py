@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,6 +65,8 @@ class OpenAIChat:
         self.temperature = config.temperature
         # Retries are the agent's: each attempt must pass the budget meter and be counted.
         self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=config.timeout_seconds, max_retries=0)
+        self.timeout_seconds = config.timeout_seconds
+        self.deadline: float | None = None  # the agent's wall-time limit: no call, streamed or not, outlives it
 
     def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
                  max_tokens: int) -> Completion:
@@ -71,6 +74,8 @@ class OpenAIChat:
 
         kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "tools": list(tools),
                                   "max_completion_tokens": max_tokens}
+        if self.deadline is not None:
+            kwargs["timeout"] = max(1.0, min(self.timeout_seconds, self.deadline - time.monotonic()))
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         try:
@@ -102,6 +107,10 @@ class OpenAIChat:
         finish_reason = None
         usage = None
         for chunk in stream:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                stream.close()
+                raise LLMError("the streamed answer was still coming when the wall-time limit was reached",
+                               retryable=False, maybe_billed=True)
             if chunk.usage is not None:
                 usage = chunk.usage
             for choice in chunk.choices:

@@ -92,6 +92,8 @@ class Agent:
             first_prompt += self.hooks.fire("session_start", {"model": self.model.model}).notes()
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first_prompt}]
         deadline = time.monotonic() + self.max_seconds
+        if hasattr(self.model, "deadline"):
+            self.model.deadline = deadline  # a call in flight is cut at the limit too
         for checks in (self.hooks, self.toolbox.gates):
             if checks is not None:
                 checks.deadline = deadline  # a hook or gate is cut to what the wall-time limit leaves
@@ -142,6 +144,9 @@ class Agent:
                 self.per_call.append({"input_tokens": 0, "cached_tokens": 0, "output_tokens": 0,
                                       "cost_usd": round(cost.cost_usd, 6), "reserved_usd": round(reserved, 6),
                                       "usage_reported": False, "tool_calls": [], "error": str(exc)})
+                if time.monotonic() > deadline:  # cut at the limit (or timed out at it): the limit is why
+                    raise LimitReached(Reason.WALL_TIME, f"the wall-time limit of {self.max_seconds:.0f}s was "
+                                       f"reached during a model call ({exc})") from None
                 if not exc.retryable or attempt == self.retries:
                     raise
                 time.sleep(min(0.5 * 2 ** attempt, 8.0))
