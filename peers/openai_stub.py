@@ -50,6 +50,7 @@ class ScriptedLLM:
                     return self.send_json(step["status"], {"error": {"message": step.get("error", "scripted failure")}})
                 if body.get("stream"):
                     return self._stream(body, step)
+                time.sleep(step.get("pause_seconds", 0))  # a slow model: the answer comes late
                 return self.send_json(200, stub.completion(body, step))
 
             def _stream(self, body: dict[str, Any], step: dict[str, Any]) -> None:
@@ -59,6 +60,7 @@ class ScriptedLLM:
                 for chunk in stub.chunks(body, step):
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    time.sleep(step.get("pause_seconds", 0))  # a slow stream: each chunk comes late
                 self.wfile.write(b"data: [DONE]\n\n")
 
         self._server = serve(Handler)

@@ -56,3 +56,15 @@ def test_a_crash_while_delivering_still_ends_in_a_report(remediate, github):
     assert {"incident", "config", "mcp", "context", "agent", "tests", "deliver"} <= set(run.report["timings"])
     assert len(run.report["changes"]) == 2
     assert "::error::" in run.stdout and "Traceback" not in run.stdout
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_model_call_still_going_at_the_wall_time_limit_ends_the_run_there(remediate, stream):
+    slow = {"content": "thinking " * 40, "pause_seconds": 0.5}  # 40 chunks streamed, or one answer, 20 s late
+    slow_plain = {"content": "thinking", "pause_seconds": 20}
+    out = remediate([slow if stream else slow_plain], stream=stream,
+                    config_extra="agent: {max_wall_seconds: 2}\n")
+    report = out.run.report
+    assert (report["outcome"], report["reason"]) == ("escalated", "wall_time"), report["detail"]
+    assert "during a model call" in report["detail"]
+    assert report["timings"]["agent"] < 8  # the limit (2 s), not the 20 s the answer takes nor the client's 120 s
