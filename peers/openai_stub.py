@@ -57,6 +57,8 @@ class ScriptedLLM:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
+                if step.get("empty_stream"):  # as llama.cpp's server answers a streamed request with tools
+                    return
                 for chunk in stub.chunks(body, step):
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()

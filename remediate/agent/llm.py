@@ -106,7 +106,9 @@ class OpenAIChat:
         calls: dict[int, dict[str, str]] = {}
         finish_reason = None
         usage = None
+        chunks = 0
         for chunk in stream:
+            chunks += 1
             if self.deadline is not None and time.monotonic() > self.deadline:
                 stream.close()
                 raise LLMError("the streamed answer was still coming when the wall-time limit was reached",
@@ -126,6 +128,9 @@ class OpenAIChat:
                     if call.function and call.function.arguments:
                         slot["arguments"] += call.function.arguments
                 finish_reason = choice.finish_reason or finish_reason
+        if not chunks:  # llama.cpp's server answers a streamed request with tools by an empty 200
+            raise LLMError("the streamed answer was empty (the server sent no chunk)", retryable=True,
+                           maybe_billed=True)
         tool_calls = tuple(ToolCall(c["id"], c["name"], c["arguments"] or "{}") for _, c in sorted(calls.items()))
         return _completion("".join(content) or None, tool_calls, finish_reason, usage)
 

@@ -68,3 +68,10 @@ def test_a_model_call_still_going_at_the_wall_time_limit_ends_the_run_there(reme
     assert (report["outcome"], report["reason"]) == ("escalated", "wall_time"), report["detail"]
     assert "during a model call" in report["detail"]
     assert report["timings"]["agent"] < 8  # the limit (2 s), not the 20 s the answer takes nor the client's 120 s
+
+
+def test_an_empty_streamed_answer_is_a_failed_attempt_and_retried(remediate):
+    out = remediate([{"empty_stream": True}, *scenarios.good_fix()], stream=True)
+    assert (out.run.report["outcome"], out.run.report["reason"]) == ("fixed", "tests_passed")
+    first = out.run.report["llm"]["per_call"][0]
+    assert "the streamed answer was empty" in first["error"] and first["usage_reported"] is False
