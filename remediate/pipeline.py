@@ -370,7 +370,8 @@ class Run:
         assert report.incident is not None
         state = marker.State(report.incident, self.traceparent, (marker.RunEntry(
             report.mode, report.trace_id, str(Outcome.FIXED), str(reason), report.cost_usd,
-            datetime.now(UTC).isoformat(timespec="seconds")),))
+            datetime.now(UTC).isoformat(timespec="seconds"), summary=self.redact(report.agent_summary or "")[:1000],
+            tests=report.tests.summary() if report.tests else ""),))
         body = self.redact(render_pr_body(report))
         return marker.replace_in(marker.with_runs_table(body, state), state)
 

@@ -42,10 +42,13 @@ class RunEntry:
     cost_usd: float
     at: str
     note: str = ""  # the review's instruction, the validation verdict
+    summary: str = ""  # what the model said the change does (its finish summary)
+    tests: str = ""  # the affected tests' one-line result
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "trace_id": self.trace_id, "outcome": self.outcome, "reason": self.reason,
-                "cost_usd": round(self.cost_usd, 6), "at": self.at, "note": self.note}
+                "cost_usd": round(self.cost_usd, 6), "at": self.at, "note": self.note, "summary": self.summary,
+                "tests": self.tests}
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ def _state(data: Any) -> State:
             raise MarkerError("the pull request's remediate marker has a run without a cost")
         runs.append(RunEntry(*(str(item.get(k) or "")[:500] for k in ("kind", "trace_id", "outcome", "reason")),
                              cost_usd=float(cost), at=str(item.get("at") or "")[:40],
-                             note=str(item.get("note") or "")[:500]))
+                             note=str(item.get("note") or "")[:500], summary=str(item.get("summary") or "")[:1000],
+                             tests=str(item.get("tests") or "")[:300]))
     spent = data.get("spent_usd", 0.0)
     if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not 0 <= spent < 1e6:
         raise MarkerError("the pull request's remediate marker has a total cost that is not a number")

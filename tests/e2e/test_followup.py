@@ -142,6 +142,9 @@ def test_a_reviewers_comment_adds_a_commit_on_top_and_continues_the_incident(rem
     assert "MAX_AUDIT_ENTRIES" in second.first_prompt() and "<untrusted source=\"review by octocat\">" in \
         second.first_prompt()
     assert "AUDIT_LOG_SIZE" in second.first_prompt()  # the branch's code, not the base's
+    earlier = second.first_prompt().split("## The earlier runs of this incident", 1)[1]
+    assert "remediate: fixed (tests_passed)" in earlier and "bounded deque" in earlier  # the first run's summary
+    assert "passed" in earlier.split("tests: ", 1)[1].split(";")[0].split("\n")[0]  # and its tests' result
     # Acknowledged, replied, and the description's runs table and marker carry both runs.
     github = first.github
     assert {"comment_id": max(github.comment_records), "content": "eyes"} in github.reactions or \
