@@ -574,16 +574,19 @@ def _architect_server(server: Any, index: int, lines: Mapping[tuple[Any, ...], i
     return server
 
 
+def config_names(explicit: str | None) -> tuple[str, ...]:
+    """Where a config is looked for, in order: the `config` input's file, else the usual names."""
+    return (explicit,) if explicit else CONFIG_FILES
+
+
 def find_config_file(repo: Path, explicit: str | None) -> Path | None:
+    for name in config_names(explicit):
+        path = repo / name if not Path(name).is_absolute() else Path(name)
+        if path.is_file():
+            return path
     if explicit:
-        path = (repo / explicit) if not Path(explicit).is_absolute() else Path(explicit)
-        if not path.is_file():
-            raise UserError("file not found", field="config", source=explicit,
-                            hint="set the config input to a path relative to the repository root")
-        return path
-    for name in CONFIG_FILES:
-        if (repo / name).is_file():
-            return repo / name
+        raise UserError("file not found", field="config", source=explicit,
+                        hint="set the config input to a path relative to the repository root")
     return None
 
 

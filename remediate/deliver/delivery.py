@@ -178,8 +178,19 @@ def _remote_sha(git: Git, ref: str, token: str | None) -> str:
 def _is_ours(git: Git, sha: str, ref: str, token: str | None, incident: Incident, bot_email: str) -> bool:
     git.run("fetch", "-q", "--no-tags", "--", git.origin, f"+{ref}:refs/remediate/lease",
             token=git.token_for_origin(token))
-    fields = git.out("log", "-1", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)", sha).split("\0")
-    return len(fields) == 2 and fields[0] == bot_email and fields[1].strip() == incident.id
+    return bool(our_commits(git, bot_email, incident.id, "-1", sha))
+
+
+def our_commits(git: Git, bot_email: str, incident_id: str, *revisions: str) -> list[str]:
+    """The commits among `revisions` (git log arguments) that remediate made for the incident: by the bot, with
+    its Incident-Id trailer."""
+    out = git.out("log", "--format=%H%x00%ae%x00%(trailers:key=Incident-Id,valueonly)%x1e", *revisions)
+    found = []
+    for entry in out.split("\x1e"):
+        fields = entry.strip().split("\0")
+        if len(fields) == 3 and fields[1] == bot_email and fields[2].strip() == incident_id:
+            found.append(fields[0])
+    return found
 
 
 PRE_EXISTING_LABEL = "pre-existing-failures"

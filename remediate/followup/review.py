@@ -3,7 +3,7 @@ review that requests changes) continues the incident on the PR's branch.
 
     event -> who (bots and people without write permission: skipped, no reply) -> the PR is ours (branch prefix,
     head in this repository, the marker, a commit of ours with the Incident-Id trailer) -> 👀 -> the PR's head
-    and base fetched; the base branch's config -> the head's files in a fresh folder -> the usual run, with the
+    and base fetched; the default branch's config -> the head's files in a fresh folder -> the usual run, with the
     review in the prompt and what is left of the incident's budget -> a new commit on top of the head (a push
     someone made meanwhile stays under ours, or the run escalates when it touched the same files) -> a reply,
     and the marker and the runs table in the description updated, whatever the outcome.
@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from remediate.config import CONFIG_FILES, Config, ReviewConfig, parse_config
+from remediate.config import Config, ReviewConfig, config_names, parse_config
 from remediate.context.pack import Section
 from remediate.deliver import marker
-from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch, push_leased
+from remediate.deliver.delivery import DeliveryError, commit_change, hotfix_branch, our_commits, push_leased
 from remediate.deliver.github import WRITE_PERMISSIONS, GitHub, PullInfo, ReviewComment
 from remediate.errors import UserError
 from remediate.followup.host import Host
@@ -90,23 +91,23 @@ class FollowUp:
 
     def deliver(self, setup: Setup, changes: ChangeSet, report: Report) -> PullRequest:
         title = inert_plain(f"review({setup.incident.id[:40]}): {' '.join(self.ask.instruction.split())[:70]}")
+
+        def commit_on(git: Git) -> str:  # the vetted change as a commit on git.base (the head, or a newer one)
+            return commit_change(git, changes, setup.incident, setup.config.delivery, self.pull.base_ref,
+                                 report.trace_id, report.agent_summary, branch=self.pull.head_ref, title=title).sha
         try:
             with setup.telemetry.span("git commit"):
-                commit = commit_change(setup.git, changes, setup.incident, setup.config.delivery, self.pull.base_ref,
-                                       report.trace_id, report.agent_summary, branch=self.pull.head_ref, title=title)
-            with setup.telemetry.span("git push", {"remediate.branch": commit.branch}):
-                self.commit = push_on_top(setup.git, commit.sha, self.head, self.pull.head_ref, changes, self.token,
-                                          lambda git: commit_change(
-                                              git, changes, setup.incident, setup.config.delivery,
-                                              self.pull.base_ref, report.trace_id, report.agent_summary,
-                                              branch=self.pull.head_ref, title=title).sha)
+                sha = commit_on(setup.git)
+            with setup.telemetry.span("git push", {"remediate.branch": self.pull.head_ref}):
+                self.commit = push_on_top(setup.git, sha, self.head, self.pull.head_ref, changes, self.token,
+                                          commit_on)
         except DeliveryError as exc:
             raise Stop(exc.reason, f"{exc.detail}. The change and its passing tests are in the report.") from None
         return PullRequest(self.pull.number, self.pull.url, self.pull.head_ref, False)
 
 
 def push_on_top(git: Git, sha: str, head: str, branch: str, changes: ChangeSet, token: str | None,
-                rebuild: object) -> str:
+                rebuild: Callable[[Git], str]) -> str:
     """Push `sha` (a child of `head`) to the branch, leased on `head`. When someone pushed meanwhile, their
     commits stay: ours is rebuilt on top of theirs, unless they changed a file ours changes (a conflict for a
     person to settle: BRANCH_DIVERGED). Returns the commit pushed."""
@@ -123,7 +124,7 @@ def push_on_top(git: Git, sha: str, head: str, branch: str, changes: ChangeSet, 
                                 f"{', '.join(sorted(theirs & mine)[:5])}, which this change edits too; their commits "
                                 "were left as they are")
         head = newer
-        sha = rebuild(replace(git, base=newer))  # type: ignore[operator]
+        sha = rebuild(replace(git, base=newer))
     raise DeliveryError(Reason.BRANCH_DIVERGED, f"{branch} kept changing on origin while we pushed")
 
 
@@ -141,9 +142,7 @@ def execute(run: Host) -> None:
         run.configure_secrets(looked)
     except UserError:
         looked = None  # a broken config is the trusted ref's to report, once the author may start a run
-    review_ask(request.event_name, request.event, looked.review if looked else ReviewConfig())
-    ask = review_ask(request.event_name, request.event, ReviewConfig(command=_command_of(request.event),
-                                                                     on_changes_requested=True))
+    ask = review_ask(request.event_name, request.event, looked.review if looked else ReviewConfig())
     github = run.github()
     with run.telemetry.span("github permission"):
         role = github.permission(ask.author)
@@ -177,15 +176,6 @@ def execute(run: Host) -> None:
     _record(run, github, ask, pull, followup, config)
 
 
-def _command_of(event: dict[str, object] | object) -> str:
-    """The comment's first word, as the command a first look lets through (checked against the trusted config
-    later); a review has none."""
-    body = event.get("comment", {}).get("body", "") if isinstance(event, dict) and isinstance(
-        event.get("comment"), dict) else ""
-    words = str(body or "").split()
-    return words[0][:40] if words and "`" not in words[0] else "/remediate"
-
-
 def _hotfix_state(pull: PullInfo, config: Config, repository: str) -> marker.State:
     prefix = config.delivery.branch_prefix
     if pull.state != "open":
@@ -214,7 +204,7 @@ def _trusted_config(run: Host, git: Git, github: GitHub, pull: PullInfo) -> Conf
                 f"+refs/heads/{pull.base_ref}:{BASE_REF}", f"+refs/heads/{default}:{TRUSTED_REF}",
                 token=git.token_for_origin(token))
     explicit = run.request.inputs.get("config")
-    for name in [explicit] if explicit else list(CONFIG_FILES):
+    for name in config_names(explicit):
         done = git.run("cat-file", "blob", f"{TRUSTED_REF}:{name}", check=False)
         if done.returncode == 0:
             try:
@@ -230,9 +220,8 @@ def _trusted_config(run: Host, git: Git, github: GitHub, pull: PullInfo) -> Conf
 def _ours(git: Git, pull: PullInfo, state: marker.State, config: Config) -> str:
     """The PR head, once a commit on the branch is remediate's for the marker's incident."""
     head = git.out("rev-parse", "--verify", f"{HEAD_REF}^{{commit}}")
-    ours = git.out("log", "--format=%ae%x00%(trailers:key=Incident-Id,valueonly)%x1e", f"{BASE_REF}..{HEAD_REF}")
     bot = config.delivery.bot_email
-    if not any(f"{bot}\0{state.incident.id}" == entry.strip() for entry in ours.split("\x1e")):
+    if not our_commits(git, bot, state.incident.id, f"{BASE_REF}..{HEAD_REF}"):
         raise skip(Reason.NOT_A_HOTFIX, f"no commit on {pull.head_ref} is remediate's for incident "
                    f"{state.incident.id} (author {bot}, Incident-Id trailer)")
     return head
