@@ -40,7 +40,7 @@ class ScriptedModel:
         self.requests: list[list[dict[str, Any]]] = []
         self.tools: list[list[dict[str, Any]]] = []  # the tools offered with each request
 
-    def complete(self, messages: Any, tools: Any, max_tokens: int) -> Completion:
+    def complete(self, messages: Any, tools: Any, max_tokens: int, deadline: float | None = None) -> Completion:
         self.requests.append(copy.deepcopy(list(messages)))
         self.tools.append(copy.deepcopy(list(tools)))
         step = self.script.pop(0)

@@ -228,9 +228,7 @@ class Run:
     def _remediate(self, setup: Setup) -> None:
         setup.preflight()
         # Connecting to the MCP servers overlaps the sandbox's set-up and tests.setup; the mcp stage waits for it.
-        self._hub = hub = self.edges.mcp(setup.config.mcp.servers, setup.environ, setup.telemetry)
-        if hasattr(hub, "start"):
-            hub.start()
+        self._hub = hub = self.edges.mcp(setup.config.mcp.servers, setup.environ, setup.telemetry).start()
         try:
             self._remediate_sandboxed(setup)
         finally:

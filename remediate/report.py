@@ -315,8 +315,11 @@ def render_escalation(report: Report) -> str:
     return "\n".join(parts)
 
 
+ICONS = {"fixed": "✅", "escalated": "⚠️", "error": "❌", "skipped": "⏭️"}  # by outcome, in every account of a run
+
+
 def render_summary(report: Report, report_path: str) -> str:
-    icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌", "skipped": "⏭️"}[report.outcome]
+    icon = ICONS[report.outcome]
     reason = f"Reason: `{report.reason}` {inert(report.detail)}".strip()
     lines = [f"# {icon} remediate: {report.outcome}", "", reason, ""]
     if report.pr:

@@ -53,7 +53,8 @@ class ChatModel(Protocol):
     model: str
 
     def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
-                 max_tokens: int) -> Completion: ...
+                 max_tokens: int, deadline: float | None = None) -> Completion:
+        """`deadline` (time.monotonic): the agent's wall-time limit; no call, streamed or not, outlives it."""
 
 
 class OpenAIChat:
@@ -66,21 +67,20 @@ class OpenAIChat:
         # Retries are the agent's: each attempt must pass the budget meter and be counted.
         self.client = OpenAI(api_key=api_key, base_url=base_url, timeout=config.timeout_seconds, max_retries=0)
         self.timeout_seconds = config.timeout_seconds
-        self.deadline: float | None = None  # the agent's wall-time limit: no call, streamed or not, outlives it
 
     def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
-                 max_tokens: int) -> Completion:
+                 max_tokens: int, deadline: float | None = None) -> Completion:
         import openai
 
         kwargs: dict[str, Any] = {"model": self.model, "messages": list(messages), "tools": list(tools),
                                   "max_completion_tokens": max_tokens}
-        if self.deadline is not None:
-            kwargs["timeout"] = max(1.0, min(self.timeout_seconds, self.deadline - time.monotonic()))
+        if deadline is not None:
+            kwargs["timeout"] = max(1.0, min(self.timeout_seconds, deadline - time.monotonic()))
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         try:
             if self.stream:
-                return self._streamed(kwargs)
+                return self._streamed(kwargs, deadline)
             response = self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as exc:
             retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
@@ -99,7 +99,7 @@ class OpenAIChat:
                       for c in (choice.message.tool_calls or []) if getattr(c, "function", None))
         return _completion(choice.message.content, calls, choice.finish_reason, response.usage)
 
-    def _streamed(self, kwargs: dict[str, Any]) -> Completion:
+    def _streamed(self, kwargs: dict[str, Any], deadline: float | None) -> Completion:
         stream = self.client.chat.completions.create(**kwargs, stream=True,
                                                      stream_options={"include_usage": True})
         content: list[str] = []
@@ -109,7 +109,7 @@ class OpenAIChat:
         chunks = 0
         for chunk in stream:
             chunks += 1
-            if self.deadline is not None and time.monotonic() > self.deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 stream.close()
                 raise LLMError("the streamed answer was still coming when the wall-time limit was reached",
                                retryable=False, maybe_billed=True)

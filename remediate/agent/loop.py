@@ -92,8 +92,6 @@ class Agent:
             first_prompt += self.hooks.fire("session_start", {"model": self.model.model}).notes()
         self.messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": first_prompt}]
         deadline = time.monotonic() + self.max_seconds
-        if hasattr(self.model, "deadline"):
-            self.model.deadline = deadline  # a call in flight is cut at the limit too
         for checks in (self.hooks, self.toolbox.gates):
             if checks is not None:
                 checks.deadline = deadline  # a hook or gate is cut to what the wall-time limit leaves
@@ -136,7 +134,7 @@ class Agent:
             max_tokens, reserved = self.meter.reserve(request_bytes, self.max_tokens)
             self._before_call(attempt)
             try:
-                completion = self._call(tools, request_bytes, max_tokens, reserved)
+                completion = self._call(tools, request_bytes, max_tokens, reserved, deadline)
                 self._after_call(completion)
                 return completion
             except LLMError as exc:
@@ -181,13 +179,14 @@ class Agent:
         if notes:
             self._pending.append(notes)
 
-    def _call(self, tools: list[dict[str, Any]], request_bytes: int, max_tokens: int, reserved: float) -> Completion:
+    def _call(self, tools: list[dict[str, Any]], request_bytes: int, max_tokens: int, reserved: float,
+              deadline: float) -> Completion:
         model = self.model.model
         with self.telemetry.span(f"chat {model}", {
                 "gen_ai.operation.name": "chat", "gen_ai.provider.name": self.provider,
                 "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens},
                 kind=SpanKind.CLIENT) as span:
-            completion = self.model.complete(self.messages, tools, max_tokens)
+            completion = self.model.complete(self.messages, tools, max_tokens, deadline)
             if completion.usage_reported:
                 usage = (completion.input_tokens, completion.cached_tokens, completion.output_tokens)
             else:

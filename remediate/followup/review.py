@@ -31,7 +31,7 @@ from remediate.guard.changes import ChangeSet
 from remediate.inert import inert_plain, inline
 from remediate.outcome import Outcome, Reason, Stop
 from remediate.records import PullRequest
-from remediate.report import Report, render_changes, run_lines
+from remediate.report import ICONS, Report, render_changes, run_lines
 from remediate.run import Setup
 
 EVENTS = ("issue_comment", "pull_request_review")
@@ -278,8 +278,7 @@ def _record(run: Host, github: GitHub, ask: ReviewAsk, pull: PullInfo, followup:
 
 
 def reply(report: Report, after: marker.State, budget: float, ask: ReviewAsk, followup: FollowUp | None) -> str:
-    icon = {"fixed": "✅", "escalated": "⚠️", "error": "❌", "skipped": "⏭️"}[report.outcome]
-    head = f"{icon} remediate: `{report.outcome}` (`{report.reason}`) for @{ask.author}'s request"
+    head = f"{ICONS[report.outcome]} remediate: `{report.outcome}` (`{report.reason}`) for @{ask.author}'s request"
     lines = [head, "", inline(report.detail or "")[:1000], ""]
     if followup and followup.commit:
         lines += [f"New commit `{followup.commit[:12]}` on `{followup.pull.head_ref}`, on top of "

@@ -54,8 +54,8 @@ STATUS = {Verdict.RECOVERED: "success", Verdict.NOT_RECOVERED: "failure", Verdic
 class Watched:
     """One incident under watch and what its signals did."""
     incident: Incident
-    pull: PullInfo | None
-    state: marker.State | None
+    pull: PullInfo  # its hotfix PR: only incidents of our PRs are watched
+    state: marker.State  # that PR's marker
     samples: dict[str, list[Sample]] = field(default_factory=dict)
 
     def verdicts(self, signals: Sequence[SignalConfig], consecutive: int) -> dict[str, Verdict]:
@@ -101,7 +101,7 @@ def execute(run: Host) -> None:
     run.report.incident = first.incident
     setup = Setup(request, config, first.incident, run.redact, run.telemetry, run.runner, git)
     run.setup = setup
-    parent = first.state.traceparent if first.state else first.incident.traceparent
+    parent = first.state.traceparent or first.incident.traceparent
     run.traced(setup, parent=parent, body=lambda: _validate(run, setup, github, target, watched))
 
 
@@ -152,8 +152,7 @@ def _watched(github: GitHub, config: Config, incident_id: str) -> Watched | None
 
 
 def _validated_before(watched: Watched, environment: str) -> bool:
-    return any(r.kind == "validation" and r.reason == environment for r in (watched.state.runs if watched.state
-                                                                            else ()))
+    return any(r.kind == "validation" and r.reason == environment for r in watched.state.runs)
 
 
 def _validate(run: Host, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched]) -> None:
@@ -209,8 +208,7 @@ def _within(work: Callable[[], None], seconds: float) -> bool:
     return not worker.is_alive()
 
 
-def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
-          sleep: Callable[[float], None] = time.sleep) -> None:
+def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched]) -> None:
     """Sample every signal of every incident each interval until the window ends. A call may take at most
     CALL_GRACE_SECONDS past the window's end (the last sample is due right at it); nothing outlives that."""
     config = setup.config.validation
@@ -233,7 +231,7 @@ def watch(run: Host, setup: Setup, target: Deployed, watched: list[Watched],
             if due > deadline + 1e-6:
                 break
             if due > time.monotonic():
-                sleep(due - time.monotonic())
+                time.sleep(due - time.monotonic())
             answers: dict[str, tuple[Any, str | None]] = {}  # one call a tick for the same query
             for w in watched:
                 values = {"service": w.incident.service, "incident_id": w.incident.id,
@@ -307,8 +305,8 @@ def _entry(w: Watched, config: Config, final: Verdict) -> dict[str, Any]:
         signals.append({"name": signal.name, "threshold": str(Threshold.parse(signal.healthy)),
                         "at_incident": at_incident, "last": samples[-1].value if samples else None,
                         "verdict": str(verdicts[signal.name]), "samples": [s.to_dict() for s in samples]})
-    pr = {"number": w.pull.number, "url": w.pull.url} if w.pull else None
-    return {"incident_id": w.incident.id, "pr": pr, "verdict": str(final), "signals": signals}
+    return {"incident_id": w.incident.id, "pr": {"number": w.pull.number, "url": w.pull.url},
+            "verdict": str(final), "signals": signals}
 
 
 def _publish(run: Host, setup: Setup, github: GitHub, target: Deployed, watched: list[Watched],
@@ -323,8 +321,6 @@ def _publish(run: Host, setup: Setup, github: GitHub, target: Deployed, watched:
     except Exception as exc:
         run.report.warnings.append(run.redact(f"the commit status could not be set: {exc}"))
     for w, entry in zip(watched, report.get("incidents", []), strict=True):
-        if w.pull is None:
-            continue
         body = (f"### remediate staging validation: `{entry['verdict']}`\n\n"
                 f"Deployment of `{target.sha[:12]}` to {inline(target.environment)}, watched for "
                 f"{setup.config.validation.window_seconds:g}s; a signal is healthy when its last "
@@ -332,10 +328,10 @@ def _publish(run: Host, setup: Setup, github: GitHub, target: Deployed, watched:
                 f"- Trace ID: `{run.report.trace_id}`")
         try:
             github.comment(w.pull.number, run.redact(body))
-            if w.state is not None:  # the verdict joins the incident's runs in the PR's description
-                marker.record(github, w.pull.number, marker.RunEntry(
-                    "validation", run.report.trace_id, str(entry["verdict"]), target.environment, 0.0,
-                    datetime.now(UTC).isoformat(timespec="seconds"), note=f"deployment of {target.sha[:12]}"),
-                    w.state, run.redact)
+            # The verdict joins the incident's runs in the PR's description.
+            marker.record(github, w.pull.number, marker.RunEntry(
+                "validation", run.report.trace_id, str(entry["verdict"]), target.environment, 0.0,
+                datetime.now(UTC).isoformat(timespec="seconds"), note=f"deployment of {target.sha[:12]}"),
+                w.state, run.redact)
         except Exception as exc:
             run.report.warnings.append(run.redact(f"the comment on pull request #{w.pull.number} failed: {exc}"))

@@ -32,7 +32,7 @@ class Scripted:
         self.seen: list[int] = []
 
     def complete(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
-                 max_tokens: int) -> Completion:
+                 max_tokens: int, deadline: float | None = None) -> Completion:
         self.seen.append(max_tokens)
         reply = self.replies.pop(0)
         if isinstance(reply, LLMError):
