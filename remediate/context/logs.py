@@ -232,13 +232,13 @@ _SAMPLES = 4096  # lines, spread over the log, whose words tell which parts of a
 
 
 @dataclass(frozen=True)
-class _Masked:
+class MaskedLog:
     lines: list[str]
     keys: list[str]  # each line masked
     counts: dict[str, int]
 
     @classmethod
-    def of(cls, lines: list[str], text: str | None = None) -> _Masked:
+    def of(cls, lines: list[str], text: str | None = None) -> MaskedLog:
         """`text`: what `lines` are the splitlines() of, when they are (masking leaves line breaks alone)."""
         from collections import Counter
 
@@ -252,10 +252,17 @@ class _Masked:
         return [i for i, key in enumerate(self.keys) if key in wanted] if wanted else []
 
 
-def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condensed:
+def mask(text: str) -> MaskedLog:
+    """A log's lines (its JSON entries, else its text lines) with their masked keys: made once, read by both
+    faulting_lines and condense."""
     entries = json_log_lines(text)
-    lines = entries or text.splitlines()
-    masked = _Masked.of(lines, None if entries else text)
+    return MaskedLog.of(entries or text.splitlines(), None if entries else text)
+
+
+def condense(text: str, max_chars: int, tracked: Sequence[str] = (), masked: MaskedLog | None = None) -> Condensed:
+    """`masked`: mask(text), when the caller has it already."""
+    masked = masked or mask(text)
+    lines = masked.lines
     miner = _Miner()
     templates: dict[int, Group] = {}
     errors: dict[int, Group] = {}
@@ -309,7 +316,7 @@ def condense(text: str, max_chars: int, tracked: Sequence[str] = ()) -> Condense
                      tuple(repo_files), first_seen, last_seen, truncated, tuple(repo_lines))
 
 
-def _templates(masked: _Masked, special: set[str], consumed: set[int], loose: list[int], miner: _Miner,
+def _templates(masked: MaskedLog, special: set[str], consumed: set[int], loose: list[int], miner: _Miner,
                templates: dict[int, Group]) -> None:
     """Every other line into a template: per key its first and last line and its count, each key mined once;
     keys drain3 puts in one cluster are one template."""
@@ -370,13 +377,14 @@ def _bounds(lines: list[str]) -> tuple[str | None, str | None]:
     return first, last
 
 
-def faulting_lines(text: str, tracked: Sequence[str]) -> list[tuple[str, int]]:
-    """(repository file, line) of every stack frame in `text` that points into the repository."""
+def faulting_lines(text: str, tracked: Sequence[str], masked: MaskedLog | None = None) -> list[tuple[str, int]]:
+    """(repository file, line) of every stack frame and file:line reference in `text` that points into the
+    repository. `masked`: mask(text), when the caller has it already."""
     found: list[tuple[str, int]] = []
     if not tracked:
         return found
-    lines = text.splitlines()
-    masked = _Masked.of(lines)
+    masked = masked or mask(text)
+    lines = masked.lines
     wanted = {key for key in masked.counts if _MASKED_FILE_LINE.search(key) or any(
         needle in key for needle in _FRAME_NEEDLES)}
     for i in masked.indices(wanted):

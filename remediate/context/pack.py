@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from remediate.context.logs import condense, faulting_lines
+from remediate.context.logs import MaskedLog, condense, faulting_lines, mask
 from remediate.incident.payload import Incident
 
 MAX_FILE_LINES = 300
@@ -198,10 +198,14 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
     are the system prompt, the tools and the scope note), whichever is less, and never less than the
     minimum the condenser needs to keep every distinct error."""
     incident_section = Section("Incident", redact(_incident_text(incident)), "incident payload")
+    # Each MCP result redacted and masked once: the faulting lines and the condensation read the same lines.
+    cleaned = {label: redact(text) for label, text in mcp_texts.items()}
+    masks = {label: mask(text) for label, text in cleaned.items()}
     faults: dict[str, list[int]] = {}
-    for text in [_incident_text(incident), *mcp_texts.values()]:
-        for path, line in faulting_lines(text, tracked):
-            faults.setdefault(path, []).append(line)
+    found = [*faulting_lines(_incident_text(incident), tracked),
+             *(hit for label, text in cleaned.items() for hit in faulting_lines(text, tracked, masks[label]))]
+    for path, line in found:
+        faults.setdefault(path, []).append(line)
     code, implicated = _code_sections(incident, read, tracked, faults, redact)
     for body_lines in SHORTER_BODIES:  # over the budget: functions no faulting line points into show less
         spent = reserved_tokens + _tokens(incident_section.render()) + sum(_tokens(x.render()) for x in code)
@@ -217,7 +221,7 @@ def build_context(incident: Incident, *, read: Callable[[str], str | None], trac
     log_tokens = log_budget_tokens
     if budget_tokens is not None:
         log_tokens = max(MIN_LOG_TOKENS, min(log_budget_tokens, budget_tokens - reserved_tokens - fixed_tokens))
-    logs_sections, logs = _log_sections(mcp_texts, redact, tracked, log_tokens)
+    logs_sections, logs = _log_sections(mcp_texts, cleaned, masks, tracked, log_tokens)
     sections = (incident_section, *logs_sections, *code, *commit)
     tokens = {"reserved": reserved_tokens, "incident": _tokens(incident_section.render()),
               "logs": sum(_tokens(x.render()) for x in logs_sections), "code": sum(_tokens(x.render()) for x in code),
@@ -243,18 +247,18 @@ def first_prompt_tokens(text: str, tools: Sequence[Mapping[str, Any]] = ()) -> i
     return _tokens(text) + (_tokens(json.dumps(list(tools), separators=(",", ":"))) if tools else 0)
 
 
-def _log_sections(mcp_texts: Mapping[str, str], redact: Callable[[str], str], tracked: Sequence[str],
-                  log_tokens: int) -> tuple[list[Section], list[dict[str, Any]]]:
+def _log_sections(mcp_texts: Mapping[str, str], cleaned: Mapping[str, str], masks: Mapping[str, MaskedLog],
+                  tracked: Sequence[str], log_tokens: int) -> tuple[list[Section], list[dict[str, Any]]]:
     sections: list[Section] = []
     logs: list[dict[str, Any]] = []
     share = CHARS_PER_TOKEN * log_tokens // max(len(mcp_texts), 1)
     for label, text in mcp_texts.items():
-        clean = redact(text)
+        clean = cleaned[label]
         if len(clean) <= share:  # small results (an incident record, a short query) are kept as they are
             logs.append({"source": label, "chars_before": len(text), "chars_after": len(clean), "condensed": False})
             sections.append(Section(f"Incident data from MCP: {label}", clean, f"mcp {label}"))
             continue
-        condensed = condense(clean, share, tracked)
+        condensed = condense(clean, share, tracked, masks[label])
         logs.append({"source": label, "chars_before": len(text), "chars_after": condensed.chars_after,
                      "condensed": True, "lines": condensed.lines, "templates": condensed.templates,
                      "distinct_errors": condensed.errors, "distinct_traces": condensed.traces,
