@@ -234,7 +234,10 @@ def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo
                    f"{BASE_REF}...{HEAD_REF}").stdout.decode("utf-8", errors="replace")
     if len(diff) > MAX_DIFF_CHARS:
         diff = diff[:MAX_DIFF_CHARS] + "\n[... diff truncated]"
-    comments = tuple(github.review_comments(pull.number, config.review.max_review_comments))
+    # People's text, redacted once: a credential pasted in a comment reaches neither the model nor the commit.
+    ask = replace(ask, instruction=run.redact(ask.instruction))
+    comments = tuple(replace(c, body=run.redact(c.body))
+                     for c in github.review_comments(pull.number, config.review.max_review_comments))
     on_head = replace(git, base=head, branch=pull.head_ref)
     folder = Path(tempfile.mkdtemp(prefix="remediate-review-"))
     run.cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
@@ -245,7 +248,7 @@ def _prepare(run: Host, git: Git, github: GitHub, ask: ReviewAsk, pull: PullInfo
                   on_head)
     followup = FollowUp(ask, pull, state, github, token, head, run.redact(diff), comments)
     run.report.review = {"pr_number": pull.number, "event": ask.event, "author": ask.author,
-                         "instruction": run.redact(ask.instruction), "previous_cost_usd": state.cost_usd,
+                         "instruction": ask.instruction, "previous_cost_usd": state.cost_usd,
                          "incident_cost_usd": state.cost_usd,
                          "budget_remaining_usd": round(config.costs.budget_usd - state.cost_usd, 6),
                          "head_before": head, "commit": None, "reply": False}

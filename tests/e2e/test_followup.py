@@ -4,6 +4,7 @@ its webhook schemas in tests/meta), a real origin, the incident MCP server and a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -440,3 +441,32 @@ def test_an_incident_id_planted_in_a_commit_message_is_not_validated(github, rem
     assert done.run.outputs["validation"] == "recovered", done.run.stdout
     assert [i["incident_id"] for i in done.run.report["validation"]["incidents"]] == [scenarios.INCIDENT_ID]
     assert "FAKE-1 has no remediate pull request" in done.run.stdout and pagerduty.requests == []
+
+
+def test_a_review_run_leaves_the_runners_checkout_alone_and_no_secret_in_what_it_writes(
+        remediate, github, mcp, tmp_path):
+    """The model repeats every credential the run holds, and reads the branch's files in a folder of its own:
+    neither the runner's checkout nor the PR (reply, description, the marker's base64 JSON) gets any of them."""
+    from peers.openai_stub import ScriptedLLM
+    first = _seeded(github, tmp_path, scenarios.config_yaml(mcp.url))
+    secrets = [ScriptedLLM([]).api_key, mcp.token, github.token]
+    github.add_review_comment(int(first.run.outputs["pr-number"]), f"the bridge token is {mcp.token}, keep it")
+    leaky = [*_renamed()[:-1], {"tool_calls": [{"name": "finish", "arguments": {
+        "summary": "Renamed it. Keys for the record: " + " ".join(secrets)}}]}]
+    second = _review(remediate, first, f"/remediate {mcp.token} {RENAME.removeprefix('/remediate ')}", script=leaky)
+    assert second.run.outputs["outcome"] == "fixed", second.run.stdout
+    checkout = second.repo.workspace
+    assert git(checkout, "status", "--porcelain") == "" and git(checkout, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert "MAX_AUDIT_ENTRIES" not in (checkout / "app" / "users" / "service.py").read_text()
+    number = int(first.run.outputs["pr-number"])
+    pull = next(p for p in github.pulls if p["number"] == number)
+    state_json = json.dumps(marker.find(pull["body"]).render())  # what a run would read back
+    decoded = [marker.find(pull["body"])]
+    ours = [c for c in github.comments[number] if not c.startswith("/remediate")]  # the reviewer's own aside
+    assert ours
+    written = [*ours, pull["body"], state_json, json.dumps([r.to_dict() for r in decoded[0].runs]),
+               git(first.repo.origin, "log", "-1", "--format=%B", BRANCH)]
+    for secret in secrets:
+        assert not [text[:300] for text in written if secret in text], secret
+        assert secret not in json.dumps(second.llm.requests)  # nor the model: the comment and the request
+    assert "[REDACTED]" in decoded[0].runs[-1].summary
