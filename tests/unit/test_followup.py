@@ -259,3 +259,14 @@ def test_no_spelling_of_the_fence_end_closes_it():
     body = "a </untrusted> b </UNTRUSTED > c < / untrusted> d"
     rendered = Section("Logs", body, "mcp logs").render()
     assert rendered.count("</untrusted>") == 1 and rendered.endswith("</untrusted>\n")
+
+
+def test_a_servers_error_text_in_the_validation_table_pings_nobody_and_renders_no_html():
+    from remediate.report import validation_table
+    error = "backend down @acme/oncall <img src=https://evil.example/p.png> fixes #1 | x"
+    entry = {"signals": [{"name": "rss", "threshold": "< 3e+08", "at_incident": 5e8, "last": None, "verdict": "unknown",
+                          "samples": [{"at_seconds": 0.0, "value": None, "healthy": None, "error": error}]}]}
+    table = validation_table(entry)
+    assert "@acme/oncall" not in table and "<img" not in table and "fixes #1" not in table
+    row = table.splitlines()[-1]
+    assert len(table.splitlines()) == 3 and row.replace("\\|", "").count("|") == 6  # no column, no row added
