@@ -56,7 +56,7 @@ from remediate.telemetry import setup as telemetry_setup
 from remediate.verify.runner import TestRunner, install
 
 __all__ = ["Edges", "Run", "RunRequest", "finish"]
-SCOPE_NOTE = "x" * 600  # room kept for the scope note, written once the pack says what is in scope
+SCOPE_NOTE_TOKENS = 150  # room kept for the scope note, written once the pack says what is in scope
 
 
 def _open_hub(servers: Sequence[MCPServerConfig], environ: Mapping[str, str], telemetry: Telemetry) -> McpHub:
@@ -292,8 +292,8 @@ class Run:
                     names = ", ".join(w["tool"] for w in report.mcp_withheld if w["server"] == server)
                     self.runner.log(f"MCP server {server}: not offered to the model: {names}")
             commands = bool(config.guardrails.allowed_commands)
-            reserved = first_prompt_tokens(SYSTEM_PROMPT + SCOPE_NOTE + (followup.prompt() if followup else ""),
-                                           tool_schemas(commands, hub))
+            reserved = SCOPE_NOTE_TOKENS + first_prompt_tokens(
+                SYSTEM_PROMPT + (followup.prompt() if followup else ""), tool_schemas(commands, hub))
             with self.stage("context"):
                 pack = gather(setup, hub, report.warnings, reserved)
                 report.context = summary(pack)
