@@ -292,8 +292,8 @@ class Run:
                     names = ", ".join(w["tool"] for w in report.mcp_withheld if w["server"] == server)
                     self.runner.log(f"MCP server {server}: not offered to the model: {names}")
             commands = bool(config.guardrails.allowed_commands)
-            reserved = SCOPE_NOTE_TOKENS + first_prompt_tokens(
-                SYSTEM_PROMPT + (followup.prompt() if followup else ""), tool_schemas(commands, hub))
+            review = followup.prompt() if followup is not None else ""
+            reserved = SCOPE_NOTE_TOKENS + first_prompt_tokens(SYSTEM_PROMPT + review, tool_schemas(commands, hub))
             with self.stage("context"):
                 pack = gather(setup, hub, report.warnings, reserved)
                 report.context = summary(pack)
@@ -310,8 +310,8 @@ class Run:
             agent = Agent.for_config(config, model, toolbox, price, setup.telemetry)
             prompt = pack.render() + "\n" + scope_note(policy.scope_files, policy.protected,
                                                       policy.max_files_modified, policy.max_lines_changed).render()
-            if followup is not None:
-                prompt += "\n" + followup.prompt()
+            if review:
+                prompt += "\n" + review
             report.context["first_prompt_tokens"] = self._first_prompt(config, toolbox, prompt)
             with self.stage("agent"):
                 try:
