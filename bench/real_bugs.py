@@ -186,6 +186,11 @@ def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Pat
     return done.returncode == 0
 
 
+def covered(test: str, selected: list[str]) -> bool:
+    """Whether a selection runs a node id: its folder, its file, its class, itself (all its parametrizations)."""
+    return any(test == s or test.startswith((s.rstrip("/") + "/", s + "::", s + "[")) for s in selected)
+
+
 def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedModel | None, wall: float,
             full: float, workspace: Path, live: bool) -> dict[str, Any]:
     first_prompt = ""
@@ -203,18 +208,17 @@ def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedMode
                  None)
     single = (final or {}).get("duration_s") or tests.get("duration_s") or 0.0
     selected = tests.get("selected") or []
-    test_file = case["test_file"]
     row = {"id": case["id"], "outcome": report["outcome"], "reason": report["reason"],
            "fault_in_first_prompt": fault_shown,
            "first_prompt_tokens": (report.get("context", {}).get("first_prompt_tokens") or {}).get("total"),
            # an empty selection is the whole suite, which holds the regression test too
-           "regression_test_selected": not selected or any(
-               s == test_file or s.startswith(test_file + "::") or test_file.startswith(s.rstrip("/") + "/")
-               for s in selected),
+           "regression_test_selected": not selected or all(covered(t, selected) for t in case["regression_tests"]),
            "selected_files": len(selected),
            "pytest_s": round(spent, 2), "selected_single_s": round(single, 2), "full_suite_s": round(full, 2),
            "proof": (tests.get("regression_proof") or {}).get("verdict"), "wall_s": round(wall, 2),
-           "cost_usd": report["llm"]["cost_usd"], "llm_calls": report["llm"]["calls"]}
+           "cost_usd": report["llm"]["cost_usd"], "llm_calls": report["llm"]["calls"],
+           "runs": [{k: r.get(k) for k in ("purpose", "duration_s", "reused", "tests", "status", "passed", "failed")}
+                    for r in report.get("test_runs", [])]}
     return row
 
 

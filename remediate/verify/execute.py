@@ -19,9 +19,11 @@ from remediate.records import TestFailure, TestRun
 OUTPUT_TAIL_CHARS = 4000
 
 
-def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str, max_failures: int = 0) -> list[str]:
+def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str, max_failures: int = 0,
+                  tracebacks: bool = True) -> list[str]:
     """`{junit}` and `{tests}` placeholders if the template has them; pytest gets its flags appended, with
-    `--maxfail` when `max_failures` is set."""
+    `--maxfail` when `max_failures` is set and `--tb=no` without `tracebacks` (the JUnit report still has each
+    failure's message)."""
     command: list[str] = []
     has_tests = any("{tests}" in part for part in template)
     for part in template:
@@ -33,6 +35,8 @@ def build_command(template: Sequence[str], tests: Sequence[str], junit_path: str
         command += [f"--junitxml={junit_path}", "-p", "no:cacheprovider", "-q"]
         if max_failures:
             command.append(f"--maxfail={max_failures}")
+        if not tracebacks:
+            command.append("--tb=no")
     if not has_tests:
         command += list(tests)
     return command
@@ -43,13 +47,14 @@ Launch = Callable[[Sequence[str], Path, Mapping[str, str], float], Finished]
 
 def run_tests(repo: Path, template: Sequence[str], tests: Sequence[str], *, env: Mapping[str, str],
               timeout_s: float, reason: Mapping[str, str] | None = None, junit_glob: str | None = None,
-              max_failures: int = 0, launch: Launch = run_bounded, junit_dir: Path | None = None) -> TestRun:
+              max_failures: int = 0, launch: Launch = run_bounded, junit_dir: Path | None = None,
+              tracebacks: bool = True) -> TestRun:
     """`max_failures` stops pytest once that many tests failed, when the outcome is decided anyway. `launch` starts
     the command (the sandbox's, for code of the change); the JUnit report goes to `junit_dir`, which it must be
     able to write."""
     with tempfile.TemporaryDirectory(prefix="remediate-junit-") as own:
         junit = os.path.join(junit_dir or own, "junit.xml")
-        command = build_command(template, tests, junit, max_failures)
+        command = build_command(template, tests, junit, max_failures, tracebacks)
         capped = any(part.startswith("--maxfail=") for part in command)
         stale = set(repo.glob(junit_glob)) if junit_glob else set()
         for old in stale:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from remediate.guard.changes import ChangeSet
 from remediate.guard.testfiles import is_test_code, is_test_module
 from remediate.records import RegressionProof, TestRun
+from remediate.verify.test_items import changed_test_items
 
 
 def changed_tests(changes: ChangeSet) -> tuple[str, ...]:
@@ -19,51 +20,14 @@ def changed_tests(changes: ChangeSet) -> tuple[str, ...]:
 
 def changed_test_nodes(changes: ChangeSet) -> tuple[str, ...]:
     """For pytest: the tests the fix adds or changes, as node ids (`tests/x.py::test_y`,
-    `tests/x.py::TestZ::test_w`); a new file, or one whose change is outside any test (a fixture, a helper, an
-    import), whole. The proof runs only these on the code before the fix."""
+    `tests/x.py::TestZ::test_w`, unittest classes too); a new file, or one whose change is outside any test (a
+    fixture, a helper, an import), whole. The proof runs only these on the code before the fix."""
     nodes: list[str] = []
     for path in changed_tests(changes):
         change = changes.changes[path]
-        changed = _changed_functions(change.before, change.after) if change.before is not None else None
+        changed = changed_test_items(path, change.before, change.after) if change.before is not None else None
         nodes += [f"{path}::{name}" for name in changed] if changed else [path]
     return tuple(nodes)
-
-
-def _test_functions(source: str) -> dict[str, str] | None:
-    """`test_x` and `TestY::test_z` -> its source, of a module's top-level tests; None when it does not parse."""
-    import ast
-
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return None
-    found: dict[str, str] = {}
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef)
-    for node in tree.body:
-        if isinstance(node, kinds) and node.name.startswith("test"):
-            found[node.name] = ast.get_source_segment(source, node) or ""
-        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            for member in node.body:
-                if isinstance(member, kinds) and member.name.startswith("test"):
-                    found[f"{node.name}::{member.name}"] = ast.get_source_segment(source, member) or ""
-    return found
-
-
-def _changed_functions(before: str, after: str) -> list[str] | None:
-    """The tests added or changed from `before` to `after`; None when something else changed too (then every
-    test of the file may behave otherwise) or a side does not parse."""
-    old, new = _test_functions(before), _test_functions(after)
-    if old is None or new is None:
-        return None
-    changed = [name for name, text in new.items() if old.get(name) != text]
-    if not changed:
-        return None
-
-    def rest(source: str, tests: dict[str, str]) -> str:
-        for text in tests.values():
-            source = source.replace(text, "", 1)
-        return "".join(source.split())
-    return changed if rest(before, old) == rest(after, new) else None
 
 
 def changed_test_code(changes: ChangeSet) -> tuple[str, ...]:

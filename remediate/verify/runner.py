@@ -36,7 +36,12 @@ from remediate.verify.regression import (
     in_file,
     judge,
 )
-from remediate.verify.selection import collected, pytest_testpaths, select_with_coverage
+from remediate.verify.selection import (
+    collected,
+    pytest_collects_by_default,
+    pytest_testpaths,
+    select_with_coverage,
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class TestRunner:
     # Results by tree content and tests: a run on a tree already tested is not repeated.
     _done: dict[str, TestRun] = field(default_factory=dict)
     _collect_roots: tuple[tuple[str, ...] | None] | None = None  # pytest's testpaths, read once
+    _by_default: bool | None = None  # whether pytest names tests by its default rules, read once
 
     def __post_init__(self) -> None:
         self.coverage = self._load_coverage_map()  # read before the model acts
@@ -100,7 +106,7 @@ class TestRunner:
         run = self.run(paths, purpose="agent")
         if run.ok or not run.failed_tests or not len(self.workspace.changes):
             return run
-        failing = _failing_files(run, self._base_sources()[0])
+        failing = _failing_tests(run, self._base_sources()[0])
         before = self._before(self.workspace.changes, failing if failing is not None else list(run.selected),
                               "agent: which failures predate the change", False)
         predating = tuple(n for n in run.failed_tests if before and n in set(before.failed_tests))
@@ -120,7 +126,7 @@ class TestRunner:
                     else:
                         sources[change.path] = change.after
             selection = select_with_coverage(self.coverage, base, sources, self.workspace.changes.files_touched,
-                                             config.map, tracked)
+                                             config.map, tracked, nodes=self._single_tests())
             paths, reason = list(selection.tests), dict(selection.reason)
             if is_pytest(config.command):
                 # The fix's own tests and what tests.map names run wherever they are.
@@ -172,7 +178,7 @@ class TestRunner:
                              True) if new_tests else None
         if run.ok:
             return proof
-        failing = _failing_files(run, self._base_sources()[0])
+        failing = _failing_tests(run, self._base_sources()[0])
         base = self._before(changes, [] if failing is None else failing,  # []: the whole suite
                             "baseline: the failing tests' files on the code before the fix", False)
         return _merged(proof, base, new_tests)
@@ -187,7 +193,9 @@ class TestRunner:
         present = [p for p in selected if self._exists(p.split("::", 1)[0], overlay)]
         if selected and not present:
             return None
-        return self._on_copy(overlay, present, {}, True, purpose)  # no selection: the whole suite, as after
+        # Which tests fail is all the code before the fix has to tell: no tracebacks (pytest takes longer to write
+        # the tracebacks of a failing test than to run it).
+        return self._on_copy(overlay, present, {}, True, purpose, tracebacks=False)  # no selection: the whole suite
 
     def _exists(self, path: str, overlay: Mapping[str, str | None]) -> bool:
         if path in overlay:
@@ -197,7 +205,7 @@ class TestRunner:
         return path in tracked or any(f.startswith(folder) for f in tracked)
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
-                 complete: bool, purpose: str) -> TestRun:
+                 complete: bool, purpose: str, tracebacks: bool = True) -> TestRun:
         key = _key(overlay, paths)
         done = self._done.get(key + ":complete") or (None if complete else self._done.get(key))
         if done is not None:
@@ -205,7 +213,7 @@ class TestRunner:
             return replace(done, selection_reason=reason or done.selection_reason)
         tree = self.sandbox.tree(overlay)
         try:
-            run = self.execute(tree, paths, reason, complete)
+            run = self.execute(tree, paths, reason, complete, tracebacks)
         finally:
             self.sandbox.discard(tree)
         self._done[key + (":complete" if run.complete else "")] = run
@@ -217,7 +225,8 @@ class TestRunner:
                           "passed": run.passed, "failed": run.failed + run.errors,
                           "duration_s": 0.0 if reused else round(run.duration_s, 3), "reused": reused})
 
-    def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False) -> TestRun:
+    def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False,
+                tracebacks: bool = True) -> TestRun:
         config = self.setup.config.tests
         junit_dir = self.sandbox.scratch()
         try:
@@ -225,7 +234,7 @@ class TestRunner:
                 run = run_tests(root, config.command, paths, env={}, timeout_s=config.timeout_seconds,
                                 reason=reason, junit_glob=config.junit_glob,
                                 max_failures=0 if complete else config.max_failures, launch=self._launch,
-                                junit_dir=junit_dir)
+                                junit_dir=junit_dir, tracebacks=tracebacks)
                 span.set_attribute("remediate.tests.status", run.status)
         finally:
             self.sandbox.discard(junit_dir)
@@ -243,6 +252,13 @@ class TestRunner:
         except (OSError, ValueError) as exc:
             self.warnings.append(f"tests.coverage_map {path_text}: {exc}; selecting by imports only")
             return None
+
+    def _single_tests(self) -> bool:
+        """Whether selection may name single tests: pytest, collecting by its default rules."""
+        if self._by_default is None:
+            self._by_default = is_pytest(self.setup.config.tests.command) and \
+                pytest_collects_by_default(self.setup.git.base_file)
+        return self._by_default
 
     def _testpaths(self) -> tuple[str, ...] | None:
         if self._collect_roots is None:
@@ -274,17 +290,35 @@ def _key(overlay: Mapping[str, str | None], paths: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def _failing_files(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | None:
-    """The test files that hold a failure of `run` (JUnit names them `tests.test_x::test_y`): among the selected
-    files, or, after a whole-suite run, among the tracked ones. None when a failure is in no file we can name
-    (the whole suite then runs before the fix, as after it)."""
+MAX_BASELINE_NODES = 100  # more failing tests than this run by file on the code before the fix
+
+
+def _failing_tests(run: TestRun, tracked: Sequence[str] = ()) -> list[str] | None:
+    """Where the failures of `run` are, to run them on the code before the fix: as pytest node ids
+    (`tests/test_x.py::TestY::test_z`, every parametrization), or their files when there are many or the
+    runner is not pytest; among the selected files, or, after a whole-suite run, among the tracked ones. None
+    when a failure is in no file we can name (the whole suite then runs before the fix, as after it)."""
     files = list(dict.fromkeys(p.split("::", 1)[0] for p in run.selected)) or [p for p in tracked if p.endswith(".py")]
     # The most specific file: tests.test_a.test_b::x is tests/test_a/test_b.py, not tests/test_a.py.
     found = {name: max((path for path in files if in_file(name, path)), key=len, default=None)
              for name in run.failed_tests}
     if any(path is None for path in found.values()):
         return None
-    return list(dict.fromkeys(path for path in found.values() if path is not None))
+    nodes = [_node_id(name, path) for name, path in found.items() if path is not None]
+    if not is_pytest(run.command) or len(set(nodes)) > MAX_BASELINE_NODES:
+        return list(dict.fromkeys(path for path in found.values() if path is not None))
+    return list(dict.fromkeys(nodes))
+
+
+def _node_id(name: str, path: str) -> str:
+    """JUnit's `tests.test_x.TestY::test_z[1]` as pytest's `tests/test_x.py::TestY::test_z`; the file when the
+    name is the module's own (it failed to import)."""
+    # Every parametrization: its id need not survive a command line.
+    rest = name[len(path.removesuffix(".py").replace("/", ".")):].split("[", 1)[0]
+    parts = rest.replace("::", ".").split(".")
+    if not rest.startswith(("::", ".")) or not all(p.isidentifier() for p in parts[1:]):
+        return path
+    return "::".join([path, *parts[1:]])
 
 
 def _merged(proof: TestRun | None, base: TestRun | None, new_tests: tuple[str, ...]) -> TestRun | None:

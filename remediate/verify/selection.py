@@ -13,6 +13,7 @@ import pathspec
 
 from remediate.guard.testfiles import is_test_module
 from remediate.verify.coverage_map import CoverageMap
+from remediate.verify.test_items import changed_test_items, reads, test_module
 
 
 def module_names(path: str) -> set[str]:
@@ -107,6 +108,7 @@ class _Uses:
     whole: bool = False
     attributes: frozenset[str] | None = None  # with `whole`: the attributes read of it; None: it escapes
     below: bool = False  # it only imports a module below this one, which runs this one's code
+    aliases: tuple[str, ...] = ()  # with `whole`: the names it holds the module by (`import m as mi`: mi)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -117,7 +119,7 @@ def _uses(path: str, source: str, module: str) -> _Uses:
         return _Uses(whole=True)
     package = posixpath.dirname(path).replace("/", ".")
     bindings: list[tuple[str, str]] = []
-    star = whole = False
+    star = whole = chained = False  # chained: `import a.b.m`, read as `a.b.m.name`
     aliases: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -125,6 +127,7 @@ def _uses(path: str, source: str, module: str) -> _Uses:
                 if alias.name == module or alias.name.startswith(module + "."):
                     whole = True
                     aliases.add(alias.asname or alias.name.split(".")[0])
+                    chained = chained or (alias.asname is None and "." in alias.name)
         elif isinstance(node, ast.ImportFrom):
             base = _from_base(node, package)
             for alias in node.names:
@@ -149,11 +152,12 @@ def _uses(path: str, source: str, module: str) -> _Uses:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
                 attributes.add(node.attr)  # type: ignore[union-attr]
         loads = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in aliases)
-        reads = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+        held = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
                     and n.value.id in aliases)
-        if loads != reads or not aliases or not attributes:
+        if loads != held or not aliases or not attributes or chained:
             attributes = None  # passed around, never read by attribute, or imported in a way we cannot follow
-    return _Uses(tuple(bindings), star, whole, frozenset(attributes) if attributes is not None else None)
+    return _Uses(tuple(bindings), star, whole, frozenset(attributes) if attributes is not None else None,
+                 aliases=tuple(sorted(aliases)))
 
 
 def _is_reexporter(path: str, source: str) -> bool:
@@ -182,9 +186,9 @@ def _dependents(path: str, source: str, bound: frozenset[str]) -> frozenset[str]
     if tree is None:
         return ALL
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    uses = {n.name: {m.id for m in ast.walk(n) if isinstance(m, ast.Name)} for n in tree.body if isinstance(n, defs)}
-    module_level = {m.id for n in tree.body if not isinstance(n, (*defs, ast.Import, ast.ImportFrom))
-                    for m in ast.walk(n) if isinstance(m, ast.Name)}
+    uses = {n.name: reads(n) for n in tree.body if isinstance(n, defs)}
+    module_level = {name for n in tree.body if not isinstance(n, (*defs, ast.Import, ast.ImportFrom))
+                    for name in reads(n)}
     touched, grown = set(bound), True
     while grown:
         grown = False
@@ -201,12 +205,39 @@ def _passed_on(uses: _Uses, names: frozenset[str]) -> frozenset[str]:
     """The names of the using module that carry a change to `names` of the used one (empty: none do)."""
     if names == ALL:
         return ALL  # everything of it may have changed: so may everything of what uses it
-    if uses.whole and (uses.attributes is None or uses.attributes & names):
+    if uses.whole and uses.attributes is None:
         return ALL
-    found = {bound for bound, original in uses.bindings if original in names}
+    # A module held whole carries what it reads of the changed names, as `alias.name` (`mi.seekable`).
+    found = {f"{alias}.{name}" for alias in uses.aliases for name in (uses.attributes or frozenset()) & names}
+    found |= {bound for bound, original in uses.bindings if original in names}
     if uses.star:
         found |= names
     return frozenset(found)
+
+
+def _single_tests(path: str, source: str, before: str | None, changed: bool,
+                  taken: frozenset[str] | None) -> dict[str, frozenset[str] | None] | None:
+    """The tests of a test module a change reaches, by pytest node id suffix: those the change adds or edits
+    (None beside them), and those that use the changed names it takes (the names beside them). None: the
+    whole file (a new file, a change outside its tests, names it uses at module level or cannot follow)."""
+    module = test_module(path, source)
+    if module is None or taken == ALL:
+        return None
+    picked: dict[str, frozenset[str] | None] = {}
+    if changed:
+        items = changed_test_items(path, before, source) if before is not None else None
+        if items is None:
+            return None
+        picked.update(dict.fromkeys(items))
+    if taken:
+        hit = module.affected(taken)
+        if hit is None:
+            return None
+        for test in hit:
+            picked.setdefault(test, frozenset(n for n in taken if n in reads(module.tests[test], fixtures=True))
+                              or taken)
+    # A whole class runs its tests: a single test of it is not named again.
+    return {t: u for t, u in picked.items() if "::" not in t or t.split("::")[0] not in picked} or None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -240,11 +271,14 @@ class Selection:
 
 def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                           test_map: Mapping[str, Sequence[str]] | None = None,
-                          files: Iterable[str] = (), before: Mapping[str, str] | None = None) -> Selection:
+                          files: Iterable[str] = (), before: Mapping[str, str] | None = None,
+                          nodes: bool = False) -> Selection:
     """Test files that use what a change touches, directly or through other modules, changed tests, and
     the tests `test_map` names for changed paths the import graph cannot see (templates, config). With
     `before`, names are followed, not just modules: a change to one function of a module a package re-exports
-    (`from .more import *`) reaches the tests that use that name, not every importer of the package."""
+    (`from .more import *`) reaches the tests that use that name, not every importer of the package. With
+    `nodes` (pytest, collecting by its default rules), a test file is narrowed to its tests that use the
+    changed names and the tests the change adds or edits (`tests/x.py::test_y`), where that can be told."""
     changed = list(changed)
     importers: dict[str, set[str]] = {}
     for path, source in sources.items():
@@ -253,11 +287,14 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
     reason: dict[str, str] = {}
     reached: dict[str, str] = {}
     names: dict[str, frozenset[str]] = {}
+    into_tests: dict[str, frozenset[str]] = {}  # test module -> the changed names it takes
     frontier = []
     for path in changed:
         reached[path] = path
         names[path] = changed_names(before.get(path), sources.get(path)) if before is not None and \
             path.endswith(".py") and not is_test_module(path) else ALL
+        if names[path] != ALL and path in sources:  # and what of the module itself calls them
+            names[path] = _dependents(path, sources[path], names[path]) | names[path]
         frontier.append(path)
     while frontier:
         path = frontier.pop()
@@ -268,6 +305,9 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                 carried = _passed_on(_uses(importer, sources[importer], name), names[path])
                 if not carried:
                     continue  # it takes nothing the change touches
+                if is_test_module(importer):
+                    taken = into_tests.get(importer, frozenset())
+                    into_tests[importer] = ALL if ALL in (carried, taken) else taken | carried
                 if not is_test_module(importer) and not _is_reexporter(importer, sources[importer]):
                     # Its own code uses what changed: the functions and classes that do (and re-exports).
                     carried = ALL if carried == ALL else _dependents(importer, sources[importer], carried) | carried
@@ -281,16 +321,23 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
     for path in sources:
         if not is_test_module(path):
             continue
+        folder = posixpath.dirname(path)
+        conftest = next((d for d in sorted(conftest_dirs)
+                         if d == "" or folder == d or folder.startswith(d + "/")), None)
+        ran = next((c for c in changed if runs_in_subprocess(string_constants(path, sources[path]), c)), None)
         if path in reached:
-            reason[path] = "changed" if reached[path] == path else f"imports {reached[path]}"
-        elif ran := next((c for c in changed if runs_in_subprocess(string_constants(path, sources[path]), c)), None):
+            why = "changed" if reached[path] == path else f"imports {reached[path]}"
+            single = _single_tests(path, sources[path], (before or {}).get(path), path in changed,
+                                   into_tests.get(path)) if nodes and conftest is None and ran is None else None
+            if single is None:
+                reason[path] = why
+            for test, used in (single or {}).items():
+                reason[f"{path}::{test}"] = "changed" if used is None else \
+                    f"uses {', '.join(sorted(used)[:3])} of {reached[path] if why == 'changed' else why[8:]}"
+        elif ran is not None:
             reason[path] = f"runs {ran} (names it in a string, as a subprocess command does)"
-        else:
-            folder = posixpath.dirname(path)
-            for conftest_dir in conftest_dirs:
-                if conftest_dir == "" or folder == conftest_dir or folder.startswith(conftest_dir + "/"):
-                    reason[path] = f"conftest.py in {conftest_dir or '.'} depends on the change"
-                    break
+        elif conftest is not None:
+            reason[path] = f"conftest.py in {conftest or '.'} depends on the change"
     for path in changed:
         if is_test_module(path) and path not in sources:
             reason[path] = "changed"
@@ -307,9 +354,10 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
 
 def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str], after: Mapping[str, str],
                          changed: Iterable[str], test_map: Mapping[str, Sequence[str]] | None = None,
-                         files: Iterable[str] = ()) -> Selection:
+                         files: Iterable[str] = (), nodes: bool = False) -> Selection:
     """Single tests for changes the coverage map vouches for (bodies of functions it recorded, in files
-    unchanged since), test files from the import graph for every other change."""
+    unchanged since), tests from the import graph for every other change (files, or with `nodes` single tests
+    where the names tell)."""
     narrowed: dict[str, str] = {}
     rest: list[str] = []
     for path in changed:
@@ -323,7 +371,7 @@ def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str]
         tests, why = found
         for test in tests:
             narrowed.setdefault(test, f"{path}: {why}")
-    graph = select_affected_tests(after, rest, test_map, files, before) if rest else Selection((), {})
+    graph = select_affected_tests(after, rest, test_map, files, before, nodes) if rest else Selection((), {})
     reason = dict(graph.reason)
     for test, why in narrowed.items():
         if test.split("::")[0] not in reason:  # a whole file already runs every test in it
@@ -331,9 +379,9 @@ def select_with_coverage(coverage: CoverageMap | None, before: Mapping[str, str]
     return Selection(tuple(sorted(reason)), reason)
 
 
-def pytest_testpaths(read: Callable[[str], str | None]) -> tuple[str, ...] | None:
-    """pytest's `testpaths`, from the first config file pytest would use (pytest.ini, pyproject.toml, tox.ini,
-    setup.cfg at the root, as the base commit has them); None when none sets it."""
+def _pytest_options(read: Callable[[str], str | None]) -> dict[str, object] | None:
+    """The options of the first config file pytest would use (pytest.ini, pyproject.toml, tox.ini, setup.cfg at
+    the root, as the base commit has them); None when there is none."""
     import configparser
     import tomllib
 
@@ -345,18 +393,31 @@ def pytest_testpaths(read: Callable[[str], str | None]) -> tuple[str, ...] | Non
         try:
             if section is None:
                 options = tomllib.loads(text).get("tool", {}).get("pytest", {}).get("ini_options")
-                if options is None:
-                    continue
-                value = options.get("testpaths")
-                return tuple(value.split() if isinstance(value, str) else value) if value else None
+                if isinstance(options, dict):
+                    return options
+                continue
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text)
         except (tomllib.TOMLDecodeError, configparser.Error, AttributeError, TypeError):
             continue
         if parser.has_section(section):
-            value = parser.get(section, "testpaths", fallback="")
-            return tuple(value.split()) or None
+            return {key: value.split() for key, value in parser.items(section)}
     return None
+
+
+def pytest_testpaths(read: Callable[[str], str | None]) -> tuple[str, ...] | None:
+    """pytest's `testpaths`; None when its config does not set it."""
+    value = (_pytest_options(read) or {}).get("testpaths")
+    if isinstance(value, str):
+        value = value.split()
+    return tuple(str(v) for v in value) or None if isinstance(value, list) else None
+
+
+def pytest_collects_by_default(read: Callable[[str], str | None]) -> bool:
+    """Whether pytest names tests by its default rules (`test*` functions, `Test*` classes, `test_*.py` files):
+    what single-test selection reads test modules by."""
+    options = _pytest_options(read) or {}
+    return not any(key in options for key in ("python_functions", "python_classes", "python_files"))
 
 
 def collected(tests: Sequence[str], testpaths: Sequence[str] | None) -> tuple[list[str], list[str]]:

@@ -83,3 +83,58 @@ def test_a_new_file_or_a_change_outside_the_tests_runs_the_whole_file():
     assert changed_test_nodes(_change(OLD_TESTS, fixture)) == ("tests/test_f.py",)  # every test may use it
     assert changed_test_nodes(_change(OLD_TESTS, OLD_TESTS + "\nimport os\n")) == ("tests/test_f.py",)
     assert changed_test_nodes(_change(OLD_TESTS, "def broken(:\n")) == ("tests/test_f.py",)
+
+
+UNITTEST_TESTS = '''import unittest
+
+import more_itertools as mi
+
+
+class SeekableTest(unittest.TestCase):
+    def setUp(self):
+        self.items = [0, 1, 2]
+
+    def test_relative_seek(self):
+        s = mi.seekable(self.items)
+        self.assertEqual(next(s), 0)
+
+    def test_peek(self):
+        self.assertEqual(mi.seekable(self.items).peek(), 0)
+
+
+class Helper(dict):
+    pass
+
+
+@unittest.skipIf(False, "never")
+def test_plain():
+    assert mi.first([1]) == 1
+'''
+
+
+def test_unittest_classes_and_decorated_tests_are_named_by_node_id():
+    from remediate.verify.regression import changed_test_nodes
+    # more-itertools' regression tests sit in unittest.TestCase classes whose names do not start with Test.
+    edited = UNITTEST_TESTS.replace("self.assertEqual(next(s), 0)", "self.assertEqual(next(s), 0)\n        s.seek(0)")
+    assert changed_test_nodes(_change(UNITTEST_TESTS, edited)) == ("tests/test_f.py::SeekableTest::test_relative_seek",)
+    decorated = UNITTEST_TESTS.replace('skipIf(False, "never")', 'skipIf(True, "now")')
+    assert changed_test_nodes(_change(UNITTEST_TESTS, decorated)) == ("tests/test_f.py::test_plain",)
+    added = UNITTEST_TESTS + "\n\nclass TestNew:\n    def test_a(self):\n        assert 1\n\n    def test_b(self):\n" \
+                             "        assert 2\n"
+    assert changed_test_nodes(_change(UNITTEST_TESTS, added)) == ("tests/test_f.py::TestNew",)
+
+
+def test_a_change_a_node_id_cannot_hold_runs_the_whole_file():
+    from remediate.verify.regression import changed_test_nodes
+    whole = ("tests/test_f.py",)
+    set_up = UNITTEST_TESTS.replace("[0, 1, 2]", "[0, 1, 2, 3]")  # every test of the class reads it
+    assert changed_test_nodes(_change(UNITTEST_TESTS, set_up)) == whole
+    inherited = UNITTEST_TESTS.replace("    def test_peek", "    def test_peek_more(self):\n        pass\n\n"
+                                       "    def test_peek") + "\n\nclass SeekableAgain(SeekableTest):\n    pass\n"
+    edited = inherited.replace("s.peek(), 0)", "s.peek(), 0)  # again").replace(
+        "self.assertEqual(mi.seekable(self.items).peek(), 0)", "self.assertEqual(mi.seekable(self.items).peek(), 0)\n")
+    assert changed_test_nodes(_change(inherited, edited)) == whole  # SeekableAgain runs it too
+    helper = UNITTEST_TESTS.replace("class Helper(dict):\n    pass", "class Helper(dict):\n    x = 1")
+    assert changed_test_nodes(_change(UNITTEST_TESTS, helper)) == whole
+    imported_base = "from base import Base\n\n\nclass Checks(Base):\n    def test_a(self):\n        assert 1\n"
+    assert changed_test_nodes(_change(imported_base, imported_base.replace("assert 1", "assert 2"))) == whole

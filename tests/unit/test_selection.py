@@ -140,3 +140,114 @@ def test_module_level_changes_and_no_before_select_every_importer_as_before():
     everyone = {p for p in REEXPORTED if p.startswith("tests/")}
     assert set(select_affected_tests(after, ["more_itertools/more.py"], before=REEXPORTED).tests) == everyone
     assert set(select_affected_tests(after, ["more_itertools/more.py"]).tests) == everyone
+
+
+NODES = {
+    "pkg/__init__.py": "from .more import *  # noqa\n__all__ = ['first', 'seekable', 'last']\n",
+    "pkg/more.py": "def first(xs):\n    return xs[0]\n\n\ndef seekable(xs):\n    return iter(xs)\n\n\n"
+                   "def last(xs):\n    return first(xs[::-1])\n",
+    "tests/test_more.py": '''import unittest
+
+import pytest
+
+import pkg as mi
+
+
+@pytest.fixture(name="items")
+def _items_fixture():
+    return mi.seekable([1, 2])
+
+
+def _helper():
+    return mi.last([1])
+
+
+class SeekableTest(unittest.TestCase):
+    def test_seek(self):
+        assert mi.seekable([1])
+
+
+class TestFirst:
+    def test_first(self):
+        assert mi.first([1]) == 1
+
+
+def test_with_fixture(items):
+    assert next(items) == 1
+
+
+def test_through_helper():
+    assert _helper() == 1
+
+
+@pytest.mark.parametrize("value", [mi.first])
+def test_parametrized(value):
+    assert value
+
+
+def test_unrelated():
+    assert mi.last([2]) == 2
+''',
+    "tests/test_autouse.py": "import pytest\n\nfrom pkg import seekable\n\n\n@pytest.fixture(autouse=True)\n"
+                             "def setup():\n    seekable([])\n\n\ndef test_a():\n    pass\n",
+    "tests/test_module_level.py": "from pkg import seekable\n\nCASES = list(seekable([1]))\n\n\n"
+                                  "def test_cases():\n    assert CASES\n",
+}
+
+
+def _seekable_changed() -> dict[str, str]:
+    return {**NODES, "pkg/more.py": NODES["pkg/more.py"].replace("return iter(xs)", "return iter(list(xs))")}
+
+
+def test_with_nodes_a_change_to_one_function_runs_only_the_tests_that_use_it():
+    selection = select_affected_tests(_seekable_changed(), ["pkg/more.py"], before=NODES, nodes=True)
+    # The unittest class and the test whose fixture (asked for by its alias) uses seekable; the files that
+    # use it at module level or in an autouse fixture run whole.
+    assert selection.tests == ("tests/test_autouse.py", "tests/test_module_level.py",
+                               "tests/test_more.py::SeekableTest", "tests/test_more.py::test_with_fixture")
+    assert selection.reason["tests/test_more.py::SeekableTest"] == "uses mi.seekable of pkg/more.py"
+    # Without nodes (another runner, or pytest with its own naming rules): files, as before.
+    files = select_affected_tests(_seekable_changed(), ["pkg/more.py"], before=NODES)
+    assert files.tests == ("tests/test_autouse.py", "tests/test_module_level.py", "tests/test_more.py")
+
+
+def test_with_nodes_callers_in_the_package_and_helpers_in_the_test_carry_the_change():
+    after = {**NODES, "pkg/more.py": NODES["pkg/more.py"].replace("return xs[0]", "return next(iter(xs))")}
+    selection = select_affected_tests(after, ["pkg/more.py"], before=NODES, nodes=True)
+    # first changed; last calls it, _helper calls last, a parametrize decorator names first.
+    assert selection.tests == ("tests/test_more.py::TestFirst", "tests/test_more.py::test_parametrized",
+                               "tests/test_more.py::test_through_helper", "tests/test_more.py::test_unrelated")
+
+
+def test_with_nodes_the_fix_s_own_test_file_runs_its_new_tests_and_the_users_of_the_change():
+    tests = NODES["tests/test_more.py"] + "\n\ndef test_regression():\n    assert list(mi.seekable((1,))) == [1]\n"
+    after = {**_seekable_changed(), "tests/test_more.py": tests}
+    selection = select_affected_tests(after, ["pkg/more.py", "tests/test_more.py"], before=NODES, nodes=True)
+    picked = [t for t in selection.tests if t.startswith("tests/test_more.py")]
+    assert picked == ["tests/test_more.py::SeekableTest", "tests/test_more.py::test_regression",
+                      "tests/test_more.py::test_with_fixture"]
+    assert selection.reason["tests/test_more.py::test_regression"] == "changed"
+    # A change outside its tests (an import) makes the file run whole.
+    edited = {**after, "tests/test_more.py": "import os\n" + tests}
+    assert "tests/test_more.py" in select_affected_tests(edited, ["pkg/more.py", "tests/test_more.py"],
+                                                         before=NODES, nodes=True).tests
+
+
+def test_with_nodes_a_conftest_that_uses_the_change_keeps_its_folder_whole():
+    before = {**NODES, "tests/conftest.py": "import pytest\nfrom pkg import seekable\n\n\n@pytest.fixture\n"
+                                            "def stream():\n    return seekable([])\n"}
+    after = {**_seekable_changed(), "tests/conftest.py": before["tests/conftest.py"]}
+    selection = select_affected_tests(after, ["pkg/more.py"], before=before, nodes=True)
+    assert "tests/test_more.py" in selection.tests and not any("::" in t for t in selection.tests)
+
+
+def test_pytest_s_own_naming_rules_turn_single_tests_off():
+    from remediate.verify.selection import pytest_collects_by_default
+
+    def reader(files: dict[str, str]):
+        return files.get
+
+    assert pytest_collects_by_default(reader({}))
+    assert pytest_collects_by_default(reader({"pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['t']\n"}))
+    assert not pytest_collects_by_default(reader({"setup.cfg": "[tool:pytest]\npython_classes = *Tests\n"}))
+    assert not pytest_collects_by_default(reader({"pytest.ini": "[pytest]\npython_functions = check_*\n"}))

@@ -124,3 +124,27 @@ def test_a_run_stopped_at_max_failures_says_so(tmp_path):
     assert not capped.complete and capped.to_dict()["stopped_after_failures"] == 2
     whole = run_tests(repo, [sys.executable, "-m", "pytest"], ["test_many.py"], env=_env(), timeout_s=60)
     assert whole.failed == 6 and whole.complete and whole.stopped_after is None
+
+
+def test_the_code_before_the_fix_runs_without_tracebacks():
+    plain = build_command(["python", "-m", "pytest"], ["tests/t.py::test_a"], "/j.xml")
+    quiet = build_command(["python", "-m", "pytest"], ["tests/t.py::test_a"], "/j.xml", tracebacks=False)
+    assert "--tb=no" not in plain and quiet[-2:] == ["--tb=no", "tests/t.py::test_a"]
+
+
+def test_failures_are_rerun_before_the_fix_as_single_tests_or_their_files():
+    from remediate.records import TestRun
+    from remediate.verify.runner import MAX_BASELINE_NODES, _failing_tests
+
+    def failed(command: tuple[str, ...], *names: str) -> TestRun:
+        return TestRun(command, ("tests/test_a.py", "tests/test_a/test_b.py"), "failed", failed=len(names),
+                       failed_tests=names)
+
+    pytest_run = failed(("python", "-m", "pytest"), "tests.test_a::test_x[1.5]", "tests.test_a::test_x[2]",
+                        "tests.test_a.test_b.TestY::test_z", "tests.test_a")
+    assert _failing_tests(pytest_run) == ["tests/test_a.py::test_x", "tests/test_a/test_b.py::TestY::test_z",
+                                          "tests/test_a.py"]
+    many = failed(("pytest",), *(f"tests.test_a::test_{i}" for i in range(MAX_BASELINE_NODES + 1)))
+    assert _failing_tests(many) == ["tests/test_a.py"]
+    assert _failing_tests(failed(("tox",), "tests.test_a::test_x")) == ["tests/test_a.py"]
+    assert _failing_tests(failed(("pytest",), "elsewhere::test_q")) is None

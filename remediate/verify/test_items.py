@@ -1,0 +1,217 @@
+"""The tests of a pytest test module, read from source: the top-level functions and classes pytest collects
+by its default naming rules, and what each of them reads. What lets selection and the regression proof name
+single tests (`tests/x.py::test_y`, `tests/x.py::SeekableTest`) instead of whole files. Pure.
+
+Whatever cannot be told for sure (a class pytest may or may not collect, module-level code, an autouse
+fixture) is reported as such, and callers fall back to the whole file."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+from dataclasses import dataclass
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_BUILTINS = frozenset(dir(builtins))  # `class Fake(dict)`: no test base
+
+
+def reads(node: ast.AST, fixtures: bool = False) -> set[str]:
+    """The global names code reads: `x`, and `m.attr` for an attribute of a plain name (what a module imported
+    whole is used through). With `fixtures`, parameter names and identifier-like strings too: pytest passes
+    fixtures by parameter name, and `usefixtures("db")` names them in a string."""
+    found: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            found.add(child.id)
+        elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+            found.add(f"{child.value.id}.{child.attr}")
+        elif fixtures and isinstance(child, ast.arg):
+            found.add(child.arg)
+        elif fixtures and isinstance(child, ast.Constant) and isinstance(child.value, str) \
+                and child.value.isidentifier():
+            found.add(child.value)
+    return found
+
+
+def source_of(source: str, node: ast.AST) -> str:
+    """A definition's text with its decorators (a changed `parametrize` is a changed test)."""
+    lines = source.splitlines(keepends=True)
+    decorators = getattr(node, "decorator_list", [])
+    first = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
+    return "".join(lines[first - 1:node.end_lineno])  # type: ignore[attr-defined]
+
+
+def _base_names(node: ast.ClassDef) -> list[str]:
+    names = []
+    for base in node.bases:
+        if isinstance(base, ast.Name):
+            names.append(base.id)
+        elif isinstance(base, ast.Attribute):
+            names.append(base.attr)
+        else:
+            names.append("")  # a call or subscript: unknown
+    return names
+
+
+def _fixture_options(node: ast.AST) -> tuple[str | None, bool]:
+    """`@pytest.fixture(name="x", autouse=True)`: the name tests ask for it by, and whether it applies to every
+    test of the module."""
+    name, autouse = None, False
+    for decorator in getattr(node, "decorator_list", []):
+        if isinstance(decorator, ast.Call) and "fixture" in ast.unparse(decorator.func):
+            for keyword in decorator.keywords:
+                if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                    name = str(keyword.value.value)
+                elif keyword.arg == "autouse" and not (isinstance(keyword.value, ast.Constant)
+                                                       and not keyword.value.value):
+                    autouse = True
+    return name, autouse
+
+
+@dataclass(frozen=True)
+class TestModule:
+    """A test module's top level, as pytest's default collection sees it."""
+
+    __test__ = False  # not a pytest test class
+
+    tests: dict[str, ast.AST]  # collected: `test_x` functions, `TestY` classes, unittest.TestCase subclasses
+    helpers: dict[str, ast.AST]  # every other def: fixtures, helpers, mixins
+    unclear: frozenset[str]  # classes pytest may collect or not (an imported base): never narrowed
+    everywhere: frozenset[str]  # autouse fixtures and collection hooks: they reach every test
+    module_reads: frozenset[str]  # what the module's own top-level code reads
+    aliases: dict[str, str]  # fixture name -> the function that provides it
+
+    def methods(self, name: str) -> list[str]:
+        node = self.tests[name]
+        if not isinstance(node, ast.ClassDef):
+            return []
+        return [m.name for m in node.body if isinstance(m, _FUNCTIONS) and m.name.startswith("test")]
+
+    def subclassed(self, name: str) -> bool:
+        """Whether another class of the module inherits from this one (and so runs its tests too)."""
+        return any(isinstance(n, ast.ClassDef) and name in _base_names(n)
+                   for n in [*self.tests.values(), *self.helpers.values()])
+
+    def affected(self, changed: frozenset[str]) -> frozenset[str] | None:
+        """The collected tests that read any of `changed` (names this module imported that a change touches),
+        directly or through the module's fixtures and helpers; None when every test may be affected (its
+        top-level code, an autouse fixture or a class we cannot classify reads them) or when nothing visibly
+        uses them (a bare import of a changed name still runs at collection)."""
+        defs = {**self.helpers, **self.tests}
+        uses = {name: reads(node, fixtures=True) for name, node in defs.items()}
+        touched, grown = set(changed), True
+        while grown:
+            grown = False
+            for name, used in uses.items():
+                if name not in touched and used & touched:
+                    touched.add(name)
+                    if name in self.aliases.values():
+                        touched.update(alias for alias, provider in self.aliases.items() if provider == name)
+                    grown = True
+        if self.module_reads & touched or (self.unclear | self.everywhere) & touched:
+            return None
+        hit = frozenset(n for n in self.tests if n in touched)
+        return hit or None
+
+
+@functools.lru_cache(maxsize=2048)
+def test_module(path: str, source: str) -> TestModule | None:
+    """The module's tests by pytest's default rules (`test*` functions, `Test*` classes without `__init__`,
+    unittest.TestCase subclasses); None when it does not parse."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except (SyntaxError, ValueError):
+        return None
+    tests: dict[str, ast.AST] = {}
+    helpers: dict[str, ast.AST] = {}
+    unclear: set[str] = set()
+    everywhere: set[str] = set()
+    aliases: dict[str, str] = {}
+    module_reads: set[str] = set()
+    local_classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    unittest_like: set[str] = set()
+    for node in tree.body:  # in order: a base is defined before its subclasses
+        if isinstance(node, ast.ClassDef):
+            bases = _base_names(node)
+            plain = all(b in local_classes or b in _BUILTINS for b in bases)  # no imported base
+            if any(b.endswith("TestCase") or b in unittest_like for b in bases):
+                unittest_like.add(node.name)
+                tests[node.name] = node
+            elif node.name.startswith("Test") and plain and not any(
+                    isinstance(m, _FUNCTIONS) and m.name == "__init__" for m in node.body):
+                tests[node.name] = node
+            else:
+                helpers[node.name] = node  # a mixin's tests run through the Test classes that name it
+                if not plain:
+                    unclear.add(node.name)  # an imported base may make it a test class, or give it `__init__`
+        elif isinstance(node, _FUNCTIONS):
+            if node.name.startswith("test"):
+                tests[node.name] = node
+            else:
+                helpers[node.name] = node
+                alias, autouse = _fixture_options(node)
+                if alias:
+                    aliases[alias] = node.name
+                aliases.setdefault(node.name, node.name)
+                if autouse or node.name.startswith("pytest_"):
+                    everywhere.add(node.name)
+        elif not isinstance(node, (ast.Import, ast.ImportFrom)):
+            module_reads |= reads(node)
+    return TestModule(tests, helpers, frozenset(unclear), frozenset(everywhere), frozenset(module_reads), aliases)
+
+
+def test_texts(path: str, source: str) -> dict[str, str] | None:
+    """Each collected test's text, by node id suffix: `test_x`, and `Cls::test_y` for a class's tests (the rest
+    of a class under `Cls`); None when the module does not parse or has a test class we cannot split."""
+    module = test_module(path, source)
+    if module is None:
+        return None
+    texts: dict[str, str] = {}
+    for name, node in module.tests.items():
+        if not isinstance(node, ast.ClassDef):
+            texts[name] = source_of(source, node)
+            continue
+        rest = source_of(source, node)
+        for member in node.body:
+            if isinstance(member, _FUNCTIONS) and member.name.startswith("test"):
+                text = source_of(source, member)
+                texts[f"{name}::{member.name}"] = text
+                rest = rest.replace(text, "", 1)
+        texts[name] = rest
+    return texts
+
+
+def changed_test_items(path: str, before: str, after: str) -> list[str] | None:
+    """The tests added or changed from `before` to `after` (`test_x`, `Cls::test_y`); None when something else
+    changed too (then every test of the file may behave otherwise), a changed class is inherited by another,
+    or a side does not parse."""
+    old, new = test_texts(path, before), test_texts(path, after)
+    module = test_module(path, after)
+    if old is None or new is None or module is None:
+        return None
+    changed: list[str] = []
+    for name, text in new.items():
+        owner = name.split("::")[0]
+        if old.get(name) == text or owner in changed:
+            continue
+        if _is_class_rest(owner, module) and owner not in old:
+            changed.append(owner)  # a new test class: run it whole
+        elif _is_class_rest(name, module):
+            return None  # an existing class's own body (attributes, set-up, helpers) changed
+        else:
+            changed.append(name)
+    if not changed or any(module.subclassed(name.split("::")[0]) for name in changed):
+        return None
+
+    def rest(source: str, tests: dict[str, str]) -> str:
+        kinds = [(n, t) for n, t in tests.items() if not _is_class_rest(n, module)]
+        kinds += [(n, t) for n, t in tests.items() if n in changed and _is_class_rest(n, module)]
+        for _, text in kinds:
+            source = source.replace(text, "", 1)
+        return "".join(source.split())
+    return changed if rest(before, old) == rest(after, new) else None
+
+
+def _is_class_rest(name: str, module: TestModule) -> bool:
+    return "::" not in name and isinstance(module.tests.get(name), ast.ClassDef)
