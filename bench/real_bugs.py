@@ -186,6 +186,17 @@ def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Pat
     return done.returncode == 0
 
 
+def wall_of(runs: list[dict[str, Any]]) -> float:
+    """How long any of the runs was going: the union of their intervals."""
+    total, end = 0.0, 0.0
+    for start, stop in sorted((r.get("started_s", 0.0), r.get("started_s", 0.0) + (r.get("duration_s") or 0.0))
+                              for r in runs):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
 def covered(test: str, selected: list[str]) -> bool:
     """Whether a selection runs a node id: its folder, its file, its class, itself (all its parametrizations)."""
     return any(test == s or test.startswith((s.rstrip("/") + "/", s + "::", s + "[")) for s in selected)
@@ -203,7 +214,7 @@ def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedMode
         fault_shown = fault <= len(source) and f"{fault:>5}\t{source[fault - 1]}" in first_prompt
     tests = report.get("tests") or {}
     runs = [r for r in report.get("test_runs", []) if not r.get("reused")]
-    spent = sum(r.get("duration_s") or 0.0 for r in runs)
+    spent = wall_of(runs)  # runs beside each other count once
     final = next((r for r in reversed(report.get("test_runs", [])) if r.get("purpose", "").startswith("final")),
                  None)
     single = (final or {}).get("duration_s") or tests.get("duration_s") or 0.0
@@ -214,10 +225,11 @@ def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedMode
            # an empty selection is the whole suite, which holds the regression test too
            "regression_test_selected": not selected or all(covered(t, selected) for t in case["regression_tests"]),
            "selected_files": len(selected),
-           "pytest_s": round(spent, 2), "selected_single_s": round(single, 2), "full_suite_s": round(full, 2),
+           "pytest_s": round(spent, 2), "pytest_sum_s": round(sum(r.get("duration_s") or 0.0 for r in runs), 2),
+           "selected_single_s": round(single, 2), "full_suite_s": round(full, 2),
            "proof": (tests.get("regression_proof") or {}).get("verdict"), "wall_s": round(wall, 2),
            "cost_usd": report["llm"]["cost_usd"], "llm_calls": report["llm"]["calls"],
-           "runs": [{k: r.get(k) for k in ("purpose", "duration_s", "reused", "tests", "status", "passed", "failed")}
+           "runs": [{k: r.get(k) for k in ("purpose", "started_s", "duration_s", "reused", "status", "failed")}
                     for r in report.get("test_runs", [])]}
     return row
 

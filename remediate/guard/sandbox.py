@@ -199,7 +199,13 @@ class Sandbox:
     hidden: Sequence[str] = ()  # guardrails.sensitive_files: left out of every tree, so no test can print them
     subreaper: bool = field(init=False, default=False)
     _breached: bool = field(init=False, default=False)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    # Sandboxed commands run one at a time, or several `shared` ones together; the sweep of the user and the
+    # reopening of the closed folders wait for the last of them.
+    _state: threading.Condition = field(init=False, default_factory=threading.Condition)
+    _active: int = field(init=False, default=0)
+    _sharing: bool = field(init=False, default=False)
+    _session: contextlib.ExitStack | None = field(init=False, default=None)
+    _children_before: set[int] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="remediate-sandbox-"))
@@ -315,10 +321,13 @@ class Sandbox:
     # Running ------------------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], cwd: Path, timeout_s: float,
             extra_env: Mapping[str, str] | None = None, stdin: bytes | None = None,
-            stderr_apart: bool = False) -> Finished:
+            stderr_apart: bool = False, shared: bool = False) -> Finished:
         """Run `argv` in `cwd` (a tree from `copy`), bounded; nothing it started outlives the call. `stdin` is
-        given from a private file (no pipe to block on); `stderr_apart` keeps stderr out of `output`."""
-        with self._lock:  # one sandboxed command at a time: the sweep ends everything of the user
+        given from a private file (no pipe to block on); `stderr_apart` keeps stderr out of `output`. A `shared`
+        run may overlap other shared ones (the regression proof beside a test run, each on its own copy): its
+        process group ends with it, and everything else the user started ends with the last of them."""
+        self._enter(shared)
+        try:
             scratch = Path(tempfile.mkdtemp(prefix="run-", dir=self.root))
             home, tmp = scratch / "home", scratch / "tmp"
             for folder in (home, tmp):
@@ -328,10 +337,45 @@ class Sandbox:
                    "USER": self.identity.name, "LOGNAME": self.identity.name, "REMEDIATE_DEPS": str(self.deps)}
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.deps), env.get("PYTHONPATH", "")) if p)
             try:
-                with self._closed():
-                    return self._run(list(argv), cwd, env, timeout_s, stdin, stderr_apart)
+                return self._run(list(argv), cwd, env, timeout_s, stdin, stderr_apart)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            self._leave()
+
+    def _enter(self, shared: bool) -> None:
+        """Wait for the sandbox to be free (or running shared commands, for a shared one); the first in closes
+        the folders the user must not enter and notes our children, to end the ones the session adds."""
+        with self._state:
+            while self._active and not (shared and self._sharing):
+                self._state.wait()
+            if not self._active:
+                session = contextlib.ExitStack()
+                try:
+                    session.enter_context(self._closed())
+                    if self.identity.switched:
+                        self._reap()
+                except BaseException:
+                    session.close()
+                    self._state.notify_all()
+                    raise
+                self._session, self._sharing = session, shared
+                self._children_before = _children() if self.subreaper else set()
+            self._active += 1
+
+    def _leave(self) -> None:
+        """The last one out ends every process the user has left, then reopens the closed folders."""
+        with self._state:
+            self._active -= 1
+            if self._active:
+                return
+            try:
+                self._end_session()
+            finally:
+                session, self._session = self._session, None
+                if session is not None:
+                    session.close()
+                self._state.notify_all()
 
     def _command(self, argv: list[str]) -> tuple[list[str], dict[str, object]]:
         if not self.identity.switched:
@@ -346,9 +390,6 @@ class Sandbox:
 
     def _run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float, stdin: bytes | None = None,
              stderr_apart: bool = False) -> Finished:
-        if self.identity.switched:
-            self._reap()
-        before = _children() if self.subreaper else set()
         command, switch = self._command(argv)
         with contextlib.ExitStack() as stack:
             given: Any = subprocess.DEVNULL
@@ -370,24 +411,31 @@ class Sandbox:
         for reader in readers:
             reader.start()
         timed_out = not _exited(proc.pid, timeout_s)
-        self._end(proc, before)
+        self._end(proc)
+        with self._state:
+            if self._active == 1:  # alone: end what it left now, so no survivor holds its output open
+                self._end_session()
         for reader in readers:
             reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
         output, *rest = (b"".join(kept).decode("utf-8", errors="replace") for kept in chunks)
         return Finished(proc.returncode, output, timed_out, stderr=rest[0] if rest else "")
 
-    def _end(self, proc: subprocess.Popen[bytes], before: set[int]) -> None:
-        # The leader is not reaped yet (a zombie keeps its pid and group id): the group killed is its own.
+    def _end(self, proc: subprocess.Popen[bytes]) -> None:
+        # The leader is not reaped yet (a zombie keeps its pid and group id): the group killed is its own. The
+        # leader of a session cannot leave its group, so this ends it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        if self.identity.switched:
-            self._sweep_user(leader=proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+
+    def _end_session(self) -> None:
+        """Nothing a sandboxed command started outlives the session: every process of the user, and what became
+        our children meanwhile (orphans reparented to us as subreaper)."""
         if self.identity.switched:
-            self._reap()  # what became ours when the leader was reaped: zombies must not use up the user's cap
+            self._sweep_user()
+            self._reap()  # zombies must not use up the user's cap
         if self.subreaper:
-            for pid in _children() - before - {proc.pid}:  # ours until reaped: no pid here is another's
+            for pid in _children() - self._children_before:  # ours until reaped: no pid here is another's
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(os.getpgid(pid), signal.SIGKILL)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -406,7 +454,7 @@ class Sandbox:
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, os.WNOHANG)
 
-    def _sweep_user(self, leader: int) -> None:
+    def _sweep_user(self) -> None:
         """Until the sandbox user has no live process left: `kill(-1, SIGKILL)` sent *as that user* (the kernel
         then reaches every process of it at once, one forking and hopping sessions included), and its zombies
         that became ours reaped. A user that cannot be emptied is a breach: the run stops, and the closed
@@ -422,9 +470,8 @@ class Sandbox:
         while True:
             remaining = [p for p in _processes_of(self.identity.uid) if p != os.getpid()]
             live = [p for p in remaining if not _is_zombie(p)]
-            remaining = [p for p in remaining if p != leader or p in live]
             for pid in remaining:
-                if pid not in live and pid != leader:  # the leader's exit status is Popen's to collect
+                if pid not in live:
                     with contextlib.suppress(ChildProcessError, OSError):
                         os.waitpid(pid, os.WNOHANG)  # ours (as subreaper) or not ours, then no effect
             if not live:

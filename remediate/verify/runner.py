@@ -7,13 +7,18 @@ the checkout."""
 from __future__ import annotations
 
 import ast
+import contextvars
+import functools
 import hashlib
 import itertools
 import json
+import os
 import posixpath
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 from remediate.guard.changes import ChangeSet
 from remediate.guard.guardrails import PathRefused
 from remediate.guard.sandbox import Sandbox
+from remediate.guard.testfiles import is_test_code
 from remediate.guard.workspace import Workspace
 from remediate.outcome import Reason, Stop
 from remediate.processes import Finished
@@ -94,16 +100,27 @@ class TestRunner:
     _collect_roots: tuple[tuple[str, ...] | None] | None = None  # pytest's testpaths, read once
     _by_default: bool | None = None  # whether pytest names tests by its default rules, read once
 
+    _started: float = field(default_factory=time.monotonic)  # what `test_runs` times its runs from
+
     def __post_init__(self) -> None:
         self.coverage = self._load_coverage_map()  # read before the model acts
 
-    def _launch(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float) -> Finished:
-        return self.sandbox.run(argv, cwd, timeout_s, env)
+    def _launch(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout_s: float,
+                shared: bool = False) -> Finished:
+        return self.sandbox.run(argv, cwd, timeout_s, env, shared=shared)
 
     def for_agent(self, paths: list[str] | None = None) -> TestRun:
         """`run_tests` for the model: when tests fail, it is told which of them fail without its change too (the
-        same selection on the code before it), so it can judge whether they belong to this incident."""
-        run = self.run(paths, purpose="agent")
+        same selection on the code before it), so it can judge whether they belong to this incident. The
+        regression proof's run of the new tests on the code before the fix goes beside it, on another core."""
+        beside = self._proof_beside()
+        try:
+            run = self.run(paths, purpose="agent", shared=beside is not None)
+        finally:
+            if beside is not None:
+                beside.join()
+        if beside is not None:
+            beside.reraise()
         if run.ok or not run.failed_tests or not len(self.workspace.changes):
             return run
         failing = _failing_tests(run, self._base_sources()[0])
@@ -112,8 +129,10 @@ class TestRunner:
         predating = tuple(n for n in run.failed_tests if before and n in set(before.failed_tests))
         return replace(run, predating=predating)
 
-    def run(self, paths: list[str] | None = None, complete: bool = False, purpose: str = "final") -> TestRun:
-        """The given test paths, or the tests the workspace's change affects (by tests.mode)."""
+    def run(self, paths: list[str] | None = None, complete: bool = False, purpose: str = "final",
+            shared: bool = False) -> TestRun:
+        """The given test paths, or the tests the workspace's change affects (by tests.mode). `shared`: it may
+        overlap the regression proof's run."""
         config = self.setup.config.tests
         reason: dict[str, str] = {}
         if paths is None and config.mode == "auto":
@@ -146,13 +165,20 @@ class TestRunner:
                 reason = {"(whole suite)": "no test exercises the change (tests.when_none_selected: run_all)"}
         elif paths is None:
             paths, reason = [], {"(whole suite)" if config.mode == "all" else "(command)": f"tests.mode: {config.mode}"}
-        return self._on_copy(self.workspace.overlay(), paths, reason, complete, purpose)
+        return self._on_copy(self.workspace.overlay(), paths, reason, complete, purpose, shared=shared)
 
     def verify(self) -> Verified:
         """The final run on the change, then the regression proof: the new tests and the selection on the code
         before the fix, when a new test needs proving or a failure needs a baseline."""
         changes: ChangeSet = self.workspace.changes
-        run = self.run(purpose="final")
+        beside = self._proof_beside()
+        try:
+            run = self.run(purpose="final", shared=beside is not None)
+        finally:
+            if beside is not None:
+                beside.join()
+        if beside is not None:
+            beside.reraise()
         new_tests = changed_tests(changes)
         before = None
         if new_tests or not run.ok:
@@ -173,9 +199,7 @@ class TestRunner:
         (with the test code they need), where they must fail; and, apart, the files of the tests that fail after
         the fix on the plain code before it, without any of the change's test code (so a new test cannot make
         an old one fail there and pass a regression off as pre-existing). The two in one result."""
-        proven = list(changed_test_nodes(changes)) if is_pytest(self.setup.config.tests.command) else list(new_tests)
-        proof = self._before(changes, proven, "regression proof: the new tests, before the fix",
-                             True) if new_tests else None
+        proof = self._before(changes, self._proven(changes), PROOF, True) if new_tests else None
         if run.ok:
             return proof
         failing = _failing_tests(run, self._base_sources()[0])
@@ -183,9 +207,36 @@ class TestRunner:
                             "baseline: the failing tests' files on the code before the fix", False)
         return _merged(proof, base, new_tests)
 
+    def _proven(self, changes: ChangeSet) -> list[str]:
+        """What the proof runs on the code before the fix: the tests the fix adds or changes."""
+        return list(changed_test_nodes(changes)) if is_pytest(self.setup.config.tests.command) \
+            else list(changed_tests(changes))
+
+    def _proof_beside(self) -> _Beside | None:
+        """The proof's run before the fix, started now to run beside the one with the fix (they need each other's
+        results only at the end): when the change fixes code and adds tests, the proof has not run on this test
+        code yet, and there is a core to spare."""
+        changes = self.workspace.changes
+        if not changed_tests(changes) or all(is_test_code(c.path) for c in changes) or _cores() < 2:
+            return None
+        plan = self._before_plan(changes, self._proven(changes), True)
+        if plan is None or {_key(*plan), _key(*plan) + ":complete"} & self._done.keys():
+            return None
+        return _Beside(lambda: self._on_copy(*plan, {}, True, PROOF, tracebacks=False, shared=True))
+
     def _before(self, changes: ChangeSet, selected: list[str], purpose: str, with_test_code: bool) -> TestRun | None:
         """The given tests on the code before the fix (with the fix's test code carried over, or not). None when
         none of them exists there."""
+        plan = self._before_plan(changes, selected, with_test_code)
+        if plan is None:
+            return None
+        # Which tests fail is all the code before the fix has to tell: no tracebacks (pytest takes longer to write
+        # the tracebacks of a failing test than to run it).
+        return self._on_copy(*plan, {}, True, purpose, tracebacks=False)  # no selection: the whole suite
+
+    def _before_plan(self, changes: ChangeSet, selected: list[str],
+                     with_test_code: bool) -> tuple[dict[str, str | None], list[str]] | None:
+        """The tree before the fix (as an overlay of the base commit) and the given tests that exist in it."""
         overlay = self.workspace.overlay(before=True)
         if with_test_code:
             overlay.update({path: changes.changes[path].after for path in changed_test_code(changes)})
@@ -193,9 +244,7 @@ class TestRunner:
         present = [p for p in selected if self._exists(p.split("::", 1)[0], overlay)]
         if selected and not present:
             return None
-        # Which tests fail is all the code before the fix has to tell: no tracebacks (pytest takes longer to write
-        # the tracebacks of a failing test than to run it).
-        return self._on_copy(overlay, present, {}, True, purpose, tracebacks=False)  # no selection: the whole suite
+        return overlay, present
 
     def _exists(self, path: str, overlay: Mapping[str, str | None]) -> bool:
         if path in overlay:
@@ -205,36 +254,39 @@ class TestRunner:
         return path in tracked or any(f.startswith(folder) for f in tracked)
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
-                 complete: bool, purpose: str, tracebacks: bool = True) -> TestRun:
+                 complete: bool, purpose: str, tracebacks: bool = True, shared: bool = False) -> TestRun:
         key = _key(overlay, paths)
+        started = time.monotonic()
         done = self._done.get(key + ":complete") or (None if complete else self._done.get(key))
         if done is not None:
-            self._log(purpose, done, reused=True)
+            self._log(purpose, done, started, reused=True)
             return replace(done, selection_reason=reason or done.selection_reason)
         tree = self.sandbox.tree(overlay)
         try:
-            run = self.execute(tree, paths, reason, complete, tracebacks)
+            run = self.execute(tree, paths, reason, complete, tracebacks, shared)
         finally:
             self.sandbox.discard(tree)
         self._done[key + (":complete" if run.complete else "")] = run
-        self._log(purpose, run, reused=False)
+        self._log(purpose, run, time.monotonic() - run.duration_s, reused=False)
         return run
 
-    def _log(self, purpose: str, run: TestRun, reused: bool) -> None:
+    def _log(self, purpose: str, run: TestRun, started: float, reused: bool) -> None:
         self.runs.append({"purpose": purpose, "tests": list(run.selected), "status": run.status,
                           "passed": run.passed, "failed": run.failed + run.errors,
+                          "started_s": round(max(0.0, started - self._started), 3),
                           "duration_s": 0.0 if reused else round(run.duration_s, 3), "reused": reused})
 
     def execute(self, root: Path, paths: list[str], reason: dict[str, str], complete: bool = False,
-                tracebacks: bool = True) -> TestRun:
+                tracebacks: bool = True, shared: bool = False) -> TestRun:
         config = self.setup.config.tests
         junit_dir = self.sandbox.scratch()
         try:
             with self.setup.telemetry.span("test_run", {"remediate.tests.selected": len(paths)}) as span:
                 run = run_tests(root, config.command, paths, env={}, timeout_s=config.timeout_seconds,
                                 reason=reason, junit_glob=config.junit_glob,
-                                max_failures=0 if complete else config.max_failures, launch=self._launch,
-                                junit_dir=junit_dir, tracebacks=tracebacks)
+                                max_failures=0 if complete else config.max_failures,
+                                launch=functools.partial(self._launch, shared=shared), junit_dir=junit_dir,
+                                tracebacks=tracebacks)
                 span.set_attribute("remediate.tests.status", run.status)
         finally:
             self.sandbox.discard(junit_dir)
@@ -288,6 +340,37 @@ def _key(overlay: Mapping[str, str | None], paths: Sequence[str]) -> str:
     """The tree (the base commit with this overlay) and the tests asked for, as one digest."""
     digest = hashlib.sha256(json.dumps([sorted(overlay.items(), key=lambda item: item[0]), list(paths)]).encode())
     return digest.hexdigest()
+
+
+PROOF = "regression proof: the new tests, before the fix"
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Beside:
+    """Work on a thread of its own, in the caller's telemetry context (its spans stay in the run's trace); its
+    error is raised where it is joined."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=self._go, args=(context, work), name="remediate-proof", daemon=True)
+        self._thread.start()
+
+    def _go(self, context: contextvars.Context, work: Callable[[], object]) -> None:
+        try:
+            context.run(work)
+        except BaseException as exc:  # re-raised on the caller's thread
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def reraise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 MAX_BASELINE_NODES = 100  # more failing tests than this run by file on the code before the fix

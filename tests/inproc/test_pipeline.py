@@ -213,12 +213,20 @@ def test_budget_warning_hooks_run_once_when_the_spend_reaches_warn_at_usd(tmp_pa
 def test_each_test_runs_as_few_times_as_the_proof_needs_and_the_report_says_why(case):
     report, _, _, _ = case.run(scenarios.good_fix())
     assert report["outcome"] == "fixed"
+    from remediate.verify.runner import _cores
+
     runs = [(r["purpose"].split(":")[0], r["reused"]) for r in report["test_runs"]]
-    # The model's run_tests, the final run on the same tree (not repeated), then only the new test before the fix.
-    assert runs == [("agent", False), ("final", True), ("regression proof", False)]
-    agent, final, before = report["test_runs"]
+    # The model's run_tests and, beside it on another core, only the new test before the fix; then the final
+    # run and the proof on the same trees, neither repeated.
+    assert sorted(runs[:2]) == [("agent", False), ("regression proof", False)]
+    assert runs[2:] == [("final", True), ("regression proof", True)]
+    by = {r["purpose"].split(":")[0] + (" again" if r["reused"] else ""): r for r in report["test_runs"]}
+    agent, final, before = by["agent"], by["final again"], by["regression proof"]
     assert final["tests"] == agent["tests"] and final["duration_s"] == 0.0 and agent["duration_s"] > 0
     assert before["tests"] == ["tests/test_audit_log_bounded.py"] and before["status"] == "failed"
+    overlap = before["started_s"] < agent["started_s"] + agent["duration_s"] and \
+        agent["started_s"] < before["started_s"] + before["duration_s"]
+    assert overlap == (_cores() >= 2)
     assert report["tests"]["regression_proof"]["verdict"] == "fails_before_passes_after"
 
 
@@ -254,7 +262,7 @@ def test_failures_only_the_complete_run_reaches_get_their_own_baseline(tmp_path)
     purposes = [r["purpose"].split(":")[0] for r in report["test_runs"]]
     after_complete = report["test_runs"][purposes.index("complete") + 1:]
     [baseline] = [r for r in after_complete if r["purpose"].startswith("baseline")]
-    assert "tests/test_pre_b.py" in baseline["tests"] and not baseline["reused"]
+    assert "tests/test_pre_b.py::test_old_b" in baseline["tests"] and not baseline["reused"]  # the failing tests only
 
 
 def test_tests_that_error_the_same_way_before_the_fix_are_not_blamed_on_it(tmp_path):

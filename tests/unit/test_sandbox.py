@@ -316,3 +316,82 @@ def test_the_sandbox_refuses_to_run_as_root_when_its_user_cannot_start_the_progr
     finally:
         box.close()
     assert refused.value.field == "tests.command"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return "State:\tZ" not in handle.read()
+    except FileNotFoundError:
+        return False
+
+
+def test_shared_runs_overlap_and_the_last_one_out_ends_what_either_left(sandbox, tmp_path):
+    import threading
+
+    workspace = tmp_path / "workspace"
+    trees = [sandbox.copy(workspace), sandbox.copy(workspace)]
+    # Each notes when it ran; the first leaves a daemon behind and ends early, the second runs on.
+    first = f"""
+import os, subprocess, sys, time
+print("start", time.time(), flush=True)
+d = subprocess.Popen(["{PY}", "-c", "import time; time.sleep(120)"], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+open("daemon", "w").write(str(d.pid))
+time.sleep(0.6)
+print("end", time.time(), flush=True)
+"""
+    second = f"""
+import time
+print("start", time.time(), flush=True)
+time.sleep(1.5)
+print("reachable", __import__("os").access("{workspace}", __import__("os").R_OK))
+print("end", time.time(), flush=True)
+"""
+    results: dict[int, object] = {}
+
+    def go(index: int, code: str) -> None:
+        results[index] = sandbox.run([PY, "-c", code], trees[index], 60, shared=True)
+
+    threads = [threading.Thread(target=go, args=(0, first)), threading.Thread(target=go, args=(1, second))]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    daemon_seen = None
+    for _ in range(40):  # while the second still runs, the first's daemon lives (the sweep waits for the last)
+        if (trees[0] / "daemon").exists() and results.get(0) is not None:
+            daemon_seen = _alive(int((trees[0] / "daemon").read_text()))
+            break
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+
+    def times(done) -> tuple[float, float]:
+        found = dict(line.split() for line in done.output.splitlines() if line.startswith(("start", "end")))
+        return float(found["start"]), float(found["end"])
+
+    (start0, end0), (start1, end1) = times(results[0]), times(results[1])
+    assert start0 < start1 < end0 < end1  # they ran at the same time
+    assert "reachable False" in results[1].output  # the workspace stayed closed after the first one ended
+    assert results[1].exit_code == 0  # the first one's end did not end the second
+    assert daemon_seen is True
+    assert not _alive(int((trees[0] / "daemon").read_text()))  # ended with the last one out
+    assert stat.S_IMODE(workspace.stat().st_mode) == 0o755
+
+
+def test_an_exclusive_run_waits_for_the_shared_ones_to_end(sandbox, tmp_path):
+    import threading
+
+    tree = sandbox.copy(tmp_path / "workspace")
+    ended: list[float] = []
+
+    def long_shared() -> None:
+        sandbox.run([PY, "-c", "import time; time.sleep(1)"], tree, 60, shared=True)
+        ended.append(time.time())
+
+    thread = threading.Thread(target=long_shared)
+    thread.start()
+    time.sleep(0.2)
+    done = _run(sandbox, tree, "import time; print(time.time())")
+    thread.join()
+    assert float(done.output.split()[-1]) >= ended[0] - 0.05  # it started only once the shared run had ended
