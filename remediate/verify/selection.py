@@ -215,11 +215,12 @@ def _passed_on(uses: _Uses, names: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _single_tests(path: str, source: str, before: str | None, changed: bool,
-                  taken: frozenset[str] | None) -> dict[str, frozenset[str] | None] | None:
+def _single_tests(path: str, source: str, before: str | None, changed: bool, taken: frozenset[str] | None,
+                  fixtures: frozenset[str] = frozenset()) -> dict[str, frozenset[str] | None] | None:
     """The tests of a test module a change reaches, by pytest node id suffix: those the change adds or edits
-    (None beside them), and those that use the changed names it takes (the names beside them). None: the
-    whole file (a new file, a change outside its tests, names it uses at module level or cannot follow)."""
+    (None beside them), those that use the changed names it takes, and those that ask for `fixtures` (of a
+    conftest.py) that use the change (the names beside them); possibly none. None: the whole file (a new file, a
+    change outside its tests, names it uses at module level or cannot follow)."""
     module = test_module(path, source)
     if module is None or taken == ALL:
         return None
@@ -229,15 +230,45 @@ def _single_tests(path: str, source: str, before: str | None, changed: bool,
         if items is None:
             return None
         picked.update(dict.fromkeys(items))
-    if taken:
-        hit = module.affected(taken)
+    for names, hit in ((taken, module.affected(taken) if taken else frozenset()),
+                       (fixtures, module.requesting(fixtures) if fixtures else frozenset())):
         if hit is None:
             return None
         for test in hit:
-            picked.setdefault(test, frozenset(n for n in taken if n in reads(module.tests[test], fixtures=True))
-                              or taken)
+            picked.setdefault(test, frozenset(n for n in names or () if n in reads(module.tests[test], fixtures=True))
+                              or names)
     # A whole class runs its tests: a single test of it is not named again.
-    return {t: u for t, u in picked.items() if "::" not in t or t.split("::")[0] not in picked} or None
+    return {t: u for t, u in picked.items() if "::" not in t or t.split("::")[0] not in picked}
+
+
+def _origin(used: frozenset[str], reached: str | None, fixtures: frozenset[str] | None) -> str:
+    """Where the names a single test uses come from, for its reason."""
+    return "a conftest.py" if fixtures and used <= fixtures else (reached or "the change")
+
+
+def _offered_fixtures(sources: Mapping[str, str], names: Mapping[str, frozenset[str]],
+                      reached: Mapping[str, str]) -> dict[str, frozenset[str] | None]:
+    """For each folder whose conftest.py (or a parent's) offers fixtures that use the change: those fixtures'
+    names, for the tests below it to be looked up by. None: every test below may be affected (its module-level
+    code, an autouse fixture or a hook uses the change)."""
+    offered: dict[str, frozenset[str] | None] = {}
+    for path in sorted((p for p in sources if posixpath.basename(p) == "conftest.py"), key=lambda p: p.count("/")):
+        folder = posixpath.dirname(path)
+        inherited: frozenset[str] | None = frozenset()
+        for parent, fixtures in offered.items():
+            if parent == "" or folder.startswith(parent + "/"):
+                inherited = None if fixtures is None or inherited is None else inherited | fixtures
+        own = names.get(path, frozenset()) if path in reached else frozenset()
+        if inherited is None or own == ALL:
+            offered[folder] = None
+            continue
+        if not (inherited | own):
+            continue
+        module = test_module(path, sources[path])
+        touched = module.touched(inherited | own) if module is not None else None
+        offered[folder] = None if module is None or touched is None else \
+            inherited | ((touched | own) & set(module.aliases))
+    return offered
 
 
 @functools.lru_cache(maxsize=8192)
@@ -318,22 +349,28 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                     names[importer] = grown
                     frontier.append(importer)
     conftest_dirs = {posixpath.dirname(p) for p in reached if posixpath.basename(p) == "conftest.py"}
+    offered = _offered_fixtures(sources, names, reached) if nodes else {}
     for path in sources:
         if not is_test_module(path):
             continue
         folder = posixpath.dirname(path)
         conftest = next((d for d in sorted(conftest_dirs)
                          if d == "" or folder == d or folder.startswith(d + "/")), None)
+        fixtures: frozenset[str] | None = frozenset()
+        for d, given in offered.items():
+            if d == "" or folder == d or folder.startswith(d + "/"):
+                fixtures = None if given is None or fixtures is None else fixtures | given
         ran = next((c for c in changed if runs_in_subprocess(string_constants(path, sources[path]), c)), None)
-        if path in reached:
-            why = "changed" if reached[path] == path else f"imports {reached[path]}"
+        single = None
+        if nodes and ran is None and fixtures is not None and (path in reached or conftest is not None):
             single = _single_tests(path, sources[path], (before or {}).get(path), path in changed,
-                                   into_tests.get(path)) if nodes and conftest is None and ran is None else None
-            if single is None:
-                reason[path] = why
-            for test, used in (single or {}).items():
+                                   into_tests.get(path), fixtures)
+        if single is not None:
+            for test, used in single.items():
                 reason[f"{path}::{test}"] = "changed" if used is None else \
-                    f"uses {', '.join(sorted(used)[:3])} of {reached[path] if why == 'changed' else why[8:]}"
+                    f"uses {', '.join(sorted(used)[:3])} of {_origin(used, reached.get(path), fixtures)}"
+        elif path in reached:
+            reason[path] = "changed" if reached[path] == path else f"imports {reached[path]}"
         elif ran is not None:
             reason[path] = f"runs {ran} (names it in a string, as a subprocess command does)"
         elif conftest is not None:

@@ -93,11 +93,10 @@ class TestModule:
         return any(isinstance(n, ast.ClassDef) and name in _base_names(n)
                    for n in [*self.tests.values(), *self.helpers.values()])
 
-    def affected(self, changed: frozenset[str]) -> frozenset[str] | None:
-        """The collected tests that read any of `changed` (names this module imported that a change touches),
-        directly or through the module's fixtures and helpers; None when every test may be affected (its
-        top-level code, an autouse fixture or a class we cannot classify reads them) or when nothing visibly
-        uses them (a bare import of a changed name still runs at collection)."""
+    def touched(self, changed: frozenset[str]) -> frozenset[str] | None:
+        """The module's definitions that read any of `changed`, directly or through its other definitions, with
+        the names tests ask for them by (a fixture's `name=`); None when every test may be affected: its
+        top-level code, an autouse fixture, a hook or a class we cannot classify reads them."""
         defs = {**self.helpers, **self.tests}
         uses = {name: reads(node, fixtures=True) for name, node in defs.items()}
         touched, grown = set(changed), True
@@ -106,13 +105,25 @@ class TestModule:
             for name, used in uses.items():
                 if name not in touched and used & touched:
                     touched.add(name)
-                    if name in self.aliases.values():
-                        touched.update(alias for alias, provider in self.aliases.items() if provider == name)
+                    touched.update(alias for alias, provider in self.aliases.items() if provider == name)
                     grown = True
         if self.module_reads & touched or (self.unclear | self.everywhere) & touched:
             return None
-        hit = frozenset(n for n in self.tests if n in touched)
+        return frozenset(touched - changed)
+
+    def affected(self, changed: frozenset[str]) -> frozenset[str] | None:
+        """The collected tests that read any of `changed` (names this module imported that a change touches);
+        None when every test may be affected (see `touched`) or when nothing visibly uses them (a bare import
+        of a changed name still runs at collection)."""
+        touched = self.touched(changed)
+        hit = frozenset(n for n in self.tests if n in touched) if touched is not None else None
         return hit or None
+
+    def requesting(self, fixtures: frozenset[str]) -> frozenset[str] | None:
+        """The collected tests that ask for any of `fixtures` (a conftest.py's), directly or through the module's
+        own fixtures; possibly none. None when every test may be affected."""
+        touched = self.touched(fixtures)
+        return None if touched is None else frozenset(n for n in self.tests if n in touched)
 
 
 @functools.lru_cache(maxsize=2048)

@@ -86,25 +86,28 @@ def test_single_tests_that_failed_before_the_fix_too_are_not_blamed_on_it(remedi
 def test_the_single_tests_selection_names_are_node_ids_real_pytest_collects(tmp_path):
     from remediate.verify.runner import _node_id
     from remediate.verify.selection import select_affected_tests
-    from tests.unit.test_selection import NODES, _seekable_changed
+    from tests.unit.test_selection import CONFTESTS, NODES, _seekable_changed
 
-    for path, text in _seekable_changed().items():
+    after = {**_seekable_changed(), **CONFTESTS}
+    for path, text in after.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
-    selection = select_affected_tests(_seekable_changed(), ["pkg/more.py"], before=NODES, nodes=True)
+    selection = select_affected_tests(after, ["pkg/more.py"], before={**NODES, **CONFTESTS}, nodes=True)
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--junitxml=j.xml",
                            *selection.tests], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     ran = sorted(line.split(" ")[0] for line in subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--co", *selection.tests], cwd=tmp_path,
         capture_output=True, text=True).stdout.splitlines() if "::" in line)
-    assert ran == ["tests/test_autouse.py::test_a", "tests/test_module_level.py::test_cases",
-                   "tests/test_more.py::SeekableTest::test_seek", "tests/test_more.py::test_with_fixture"]
+    assert ran == ["tests/sub/test_sub.py::test_big", "tests/test_autouse.py::test_a",
+                   "tests/test_module_level.py::test_cases", "tests/test_more.py::SeekableTest::test_seek",
+                   "tests/test_more.py::test_with_fixture", "tests/test_streams.py::test_stream"]
     # And JUnit's names of them turn back into node ids pytest runs (the baseline of failing tests).
     from junitparser import JUnitXml
     names = [f"{case.classname}::{case.name}" for suite in JUnitXml.fromfile(str(tmp_path / "j.xml")) for case in suite]
     files = {"tests.test_more": "tests/test_more.py", "tests.test_autouse": "tests/test_autouse.py",
-             "tests.test_module_level": "tests/test_module_level.py"}
+             "tests.test_module_level": "tests/test_module_level.py", "tests.sub.test_sub": "tests/sub/test_sub.py",
+             "tests.test_streams": "tests/test_streams.py"}
     nodes = [_node_id(n, next(f for m, f in files.items() if n.startswith(m + ":") or n.startswith(m + ".")))
              for n in names]
     assert sorted(nodes) == ran

@@ -233,12 +233,33 @@ def test_with_nodes_the_fix_s_own_test_file_runs_its_new_tests_and_the_users_of_
                                                          before=NODES, nodes=True).tests
 
 
-def test_with_nodes_a_conftest_that_uses_the_change_keeps_its_folder_whole():
-    before = {**NODES, "tests/conftest.py": "import pytest\nfrom pkg import seekable\n\n\n@pytest.fixture\n"
-                                            "def stream():\n    return seekable([])\n"}
-    after = {**_seekable_changed(), "tests/conftest.py": before["tests/conftest.py"]}
+CONFTESTS = {
+    "tests/conftest.py": "import pytest\nfrom pkg import seekable\n\n\n@pytest.fixture\n"
+                         "def stream():\n    return seekable([])\n\n\n@pytest.fixture\ndef plain():\n    return 1\n",
+    "tests/sub/conftest.py": "import pytest\n\n\n@pytest.fixture\ndef big(stream):\n    return stream\n",
+    "tests/sub/test_sub.py": "def test_big(big):\n    assert big is not None\n\n\n"
+                             "def test_other(plain):\n    assert plain\n",
+    "tests/test_streams.py": "def test_stream(stream):\n    assert stream\n\n\ndef test_plain(plain):\n"
+                             "    assert plain\n",
+}
+
+
+def test_with_nodes_fixtures_of_a_conftest_that_use_the_change_select_the_tests_that_ask_for_them():
+    before = {**NODES, **CONFTESTS}
+    after = {**_seekable_changed(), **CONFTESTS}
     selection = select_affected_tests(after, ["pkg/more.py"], before=before, nodes=True)
-    assert "tests/test_more.py" in selection.tests and not any("::" in t for t in selection.tests)
+    # stream uses seekable; tests/sub's big asks for stream; the tests that ask for neither do not run.
+    assert [t for t in selection.tests if not t.startswith("tests/test_more.py")] == [
+        "tests/sub/test_sub.py::test_big", "tests/test_autouse.py", "tests/test_module_level.py",
+        "tests/test_streams.py::test_stream"]
+    assert selection.reason["tests/sub/test_sub.py::test_big"] == "uses big of a conftest.py"
+    # An autouse fixture (or a hook) that uses the change reaches every test below it: whole files.
+    autouse = {**CONFTESTS, "tests/conftest.py": CONFTESTS["tests/conftest.py"].replace(
+        "@pytest.fixture\ndef stream", "@pytest.fixture(autouse=True)\ndef stream")}
+    whole = select_affected_tests({**_seekable_changed(), **autouse}, ["pkg/more.py"], before={**NODES, **autouse},
+                                  nodes=True)
+    assert "tests/sub/test_sub.py" in whole.tests and "tests/test_streams.py" in whole.tests
+    assert whole.reason["tests/sub/test_sub.py"] == "conftest.py in tests depends on the change"
 
 
 def test_pytest_s_own_naming_rules_turn_single_tests_off():
