@@ -169,16 +169,18 @@ class SandboxBreach(Failure):
 
 
 def _processes_of(uid: int) -> list[int]:
+    return _processes_of_uid_among((int(e.name) for e in os.scandir("/proc") if e.name.isdigit()), uid)
+
+
+def _processes_of_uid_among(candidates: Iterable[int], uid: int) -> list[int]:
     pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in candidates:
         try:
-            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as handle:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
                 for line in handle:
                     if line.startswith("Uid:"):
                         if int(line.split()[1]) == uid:
-                            pids.append(int(entry.name))
+                            pids.append(pid)
                         break
         except OSError:
             continue
@@ -436,12 +438,25 @@ class Sandbox:
             self._reap()  # zombies must not use up the user's cap
         if self.subreaper:
             for pid in _children() - self._children_before:  # ours until reaped: no pid here is another's
+                if not self._orphan(pid):
+                    continue
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(os.getpgid(pid), signal.SIGKILL)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, 0)
+
+    def _orphan(self, pid: int) -> bool:
+        """Whether a child of ours is something a sandboxed command left (reparented to us as subreaper), not a
+        process another thread of ours started meanwhile (git making the next copy, `rm` discarding one): those
+        are in our process group (and, when we switch user, not the sandbox user's)."""
+        try:
+            if os.getpgid(pid) == os.getpgrp():
+                return False
+        except ProcessLookupError:
+            return False
+        return not self.identity.switched or pid in _processes_of_uid_among([pid], self.identity.uid)
 
     def _reap(self) -> None:
         """Reap the sandbox user's zombies that are our children (orphans reparented to us as subreaper)."""

@@ -220,9 +220,12 @@ class TestRunner:
         if not changed_tests(changes) or all(is_test_code(c.path) for c in changes) or _cores() < 2:
             return None
         plan = self._before_plan(changes, self._proven(changes), True)
-        if plan is None or {_key(*plan), _key(*plan) + ":complete"} & self._done.keys():
+        if plan is None or {_key(*plan, False), _key(*plan, False) + ":complete"} & self._done.keys():
             return None
-        return _Beside(lambda: self._on_copy(*plan, {}, True, PROOF, tracebacks=False, shared=True))
+        def work() -> None:
+            with self.setup.telemetry.span("regression_proof"):
+                self._on_copy(*plan, {}, True, PROOF, tracebacks=False, shared=True)
+        return _Beside(work)
 
     def _before(self, changes: ChangeSet, selected: list[str], purpose: str, with_test_code: bool) -> TestRun | None:
         """The given tests on the code before the fix (with the fix's test code carried over, or not). None when
@@ -255,7 +258,7 @@ class TestRunner:
 
     def _on_copy(self, overlay: dict[str, str | None], paths: list[str], reason: dict[str, str],
                  complete: bool, purpose: str, tracebacks: bool = True, shared: bool = False) -> TestRun:
-        key = _key(overlay, paths)
+        key = _key(overlay, paths, tracebacks)
         started = time.monotonic()
         done = self._done.get(key + ":complete") or (None if complete else self._done.get(key))
         if done is not None:
@@ -336,9 +339,10 @@ def is_pytest(command: Sequence[str]) -> bool:
         a == "-m" and b == "pytest" for a, b in itertools.pairwise(command)))
 
 
-def _key(overlay: Mapping[str, str | None], paths: Sequence[str]) -> str:
-    """The tree (the base commit with this overlay) and the tests asked for, as one digest."""
-    digest = hashlib.sha256(json.dumps([sorted(overlay.items(), key=lambda item: item[0]), list(paths)]).encode())
+def _key(overlay: Mapping[str, str | None], paths: Sequence[str], tracebacks: bool = True) -> str:
+    """The tree (the base commit with this overlay), the tests asked for and how, as one digest."""
+    digest = hashlib.sha256(json.dumps([sorted(overlay.items(), key=lambda item: item[0]), list(paths),
+                                        tracebacks]).encode())
     return digest.hexdigest()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pathspec
 
 from remediate.guard.testfiles import is_test_module
+from remediate.verify import pysource
 from remediate.verify.coverage_map import CoverageMap
 from remediate.verify.test_items import changed_test_items, reads, test_module
 
@@ -31,16 +32,6 @@ def module_names(path: str) -> set[str]:
     return names
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed(path: str, source: str) -> ast.Module | None:
-    """A source's syntax tree, parsed once for all the questions selection asks of it (None: it does not parse).
-    Callers only read it."""
-    try:
-        return ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
-        return None
-
-
 def _from_base(node: ast.ImportFrom, package: str) -> str:
     """The module a `from … import` reads from, relative imports resolved against the importing package."""
     base = node.module or ""
@@ -54,12 +45,12 @@ def _from_base(node: ast.ImportFrom, package: str) -> str:
 @functools.lru_cache(maxsize=8192)  # each run_tests call asks again about mostly unchanged files
 def imported_modules(path: str, source: str) -> frozenset[str]:
     """Every module name an import in `source` may load, parents included (importing a.b runs a)."""
-    tree = _parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return frozenset()
     package = posixpath.dirname(path).replace("/", ".")
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in pysource.nodes(path, source):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.add(alias.name)
@@ -82,9 +73,8 @@ ALL: frozenset[str] = frozenset({"*"})  # every name of a module (what cannot be
 def changed_names(before: str | None, after: str | None) -> frozenset[str]:
     """The top-level functions and classes a change to a module touches; ALL when anything else at the top level
     changed (module code, imports, assignments), or when either side does not parse."""
-    try:
-        old, new = ast.parse(before or ""), ast.parse(after or "")
-    except (SyntaxError, ValueError):
+    old, new = pysource.parsed("before", before or ""), pysource.parsed("after", after or "")
+    if old is None or new is None:
         return ALL
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -96,7 +86,25 @@ def changed_names(before: str | None, after: str | None) -> frozenset[str]:
     (old_defs, old_rest), (new_defs, new_rest) = split(old), split(new)
     if old_rest != new_rest:
         return ALL
-    return frozenset(n for n in set(old_defs) | set(new_defs) if old_defs.get(n) != new_defs.get(n))
+    changed = frozenset(n for n in set(old_defs) | set(new_defs) if old_defs.get(n) != new_defs.get(n))
+    decorated = {n.name for tree in (old, new) for n in tree.body if isinstance(n, defs) and n.name in changed
+                 and any(_decorator_name(d) not in PURE_DECORATORS for d in n.decorator_list)}
+    # `@app.route("/x")`, `@register`: the decorator hands the definition to something else at import, so who
+    # uses it cannot be told by name (a test calls the app, not the view).
+    return ALL if decorated else changed
+
+
+# Decorators that only wrap or describe what they decorate, registering it nowhere.
+PURE_DECORATORS = frozenset({"staticmethod", "classmethod", "property", "wraps", "lru_cache", "cache",
+                             "cached_property", "total_ordering", "dataclass", "overload", "abstractmethod",
+                             "contextmanager", "asynccontextmanager", "final", "runtime_checkable", "singledispatch",
+                             "deprecated"})
+
+
+def _decorator_name(node: ast.expr) -> str:
+    """`functools.lru_cache(maxsize=1)` -> lru_cache."""
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
 
 
 @dataclass(frozen=True)
@@ -114,14 +122,15 @@ class _Uses:
 @functools.lru_cache(maxsize=8192)
 def _uses(path: str, source: str, module: str) -> _Uses:
     """How `source` uses `module` (one of the names the changed file imports as)."""
-    tree = _parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return _Uses(whole=True)
     package = posixpath.dirname(path).replace("/", ".")
     bindings: list[tuple[str, str]] = []
     star = whole = chained = False  # chained: `import a.b.m`, read as `a.b.m.name`
     aliases: set[str] = set()
-    for node in ast.walk(tree):
+    walked = pysource.nodes(path, source)
+    for node in walked:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == module or alias.name.startswith(module + "."):
@@ -148,11 +157,11 @@ def _uses(path: str, source: str, module: str) -> _Uses:
         return _Uses(below=True)
     attributes: set[str] | None = set()
     if whole:
-        for node in ast.walk(tree):
+        for node in walked:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
                 attributes.add(node.attr)  # type: ignore[union-attr]
-        loads = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in aliases)
-        held = sum(1 for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+        loads = sum(1 for n in walked if isinstance(n, ast.Name) and n.id in aliases)
+        held = sum(1 for n in walked if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
                     and n.value.id in aliases)
         if loads != held or not aliases or not attributes or chained:
             attributes = None  # passed around, never read by attribute, or imported in a way we cannot follow
@@ -162,7 +171,7 @@ def _uses(path: str, source: str, module: str) -> _Uses:
 
 def _is_reexporter(path: str, source: str) -> bool:
     """A module that only imports and lists names (`__init__.py` of a package that re-exports its modules)."""
-    tree = _parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return False
     for node in tree.body:
@@ -182,7 +191,7 @@ def _is_reexporter(path: str, source: str) -> bool:
 def _dependents(path: str, source: str, bound: frozenset[str]) -> frozenset[str]:
     """The top-level functions and classes of a module whose code uses any of `bound` (names it imported that
     changed), and those that use them, and so on; ALL when its module-level code uses them."""
-    tree = _parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return ALL
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -235,8 +244,7 @@ def _single_tests(path: str, source: str, before: str | None, changed: bool, tak
         if hit is None:
             return None
         for test in hit:
-            picked.setdefault(test, frozenset(n for n in names or () if n in reads(module.tests[test], fixtures=True))
-                              or names)
+            picked.setdefault(test, frozenset(n for n in names or () if n in module.uses[test]) or names)
     # A whole class runs its tests: a single test of it is not named again.
     return {t: u for t, u in picked.items() if "::" not in t or t.split("::")[0] not in picked}
 
@@ -274,10 +282,10 @@ def _offered_fixtures(sources: Mapping[str, str], names: Mapping[str, frozenset[
 @functools.lru_cache(maxsize=8192)
 def string_constants(path: str, source: str) -> frozenset[str]:
     """The string literals of `source`: how a test names a file or module it runs in a subprocess."""
-    tree = _parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return frozenset()
-    return frozenset(node.value for node in ast.walk(tree)
+    return frozenset(node.value for node in pysource.nodes(path, source)
                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 500)
 
 
@@ -339,8 +347,9 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
                 if is_test_module(importer):
                     taken = into_tests.get(importer, frozenset())
                     into_tests[importer] = ALL if ALL in (carried, taken) else taken | carried
-                if not is_test_module(importer) and not _is_reexporter(importer, sources[importer]):
-                    # Its own code uses what changed: the functions and classes that do (and re-exports).
+                if not _is_reexporter(importer, sources[importer]):
+                    # Its own code uses what changed: the functions and classes that do (and re-exports; a test
+                    # module's, for the test modules that import its classes to inherit them).
                     carried = ALL if carried == ALL else _dependents(importer, sources[importer], carried) | carried
                 known = names.get(importer, frozenset())
                 grown = ALL if ALL in (carried, known) else known | carried

@@ -12,8 +12,13 @@ import builtins
 import functools
 from dataclasses import dataclass
 
+from remediate.verify.pysource import parsed
+
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _BUILTINS = frozenset(dir(builtins))  # `class Fake(dict)`: no test base
+# Module-level set-up pytest runs around every test of the module (xunit style, nose and unittest names).
+_XUNIT_HOOKS = frozenset({"setup_module", "teardown_module", "setUpModule", "tearDownModule", "setup_function",
+                          "teardown_function", "setup", "teardown"})
 
 
 def reads(node: ast.AST, fixtures: bool = False) -> set[str]:
@@ -34,9 +39,9 @@ def reads(node: ast.AST, fixtures: bool = False) -> set[str]:
     return found
 
 
-def source_of(source: str, node: ast.AST) -> str:
-    """A definition's text with its decorators (a changed `parametrize` is a changed test)."""
-    lines = source.splitlines(keepends=True)
+def source_of(lines: list[str], node: ast.AST) -> str:
+    """A definition's text with its decorators (a changed `parametrize` is a changed test), from its source's
+    lines (`splitlines(keepends=True)`)."""
     decorators = getattr(node, "decorator_list", [])
     first = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
     return "".join(lines[first - 1:node.end_lineno])  # type: ignore[attr-defined]
@@ -81,12 +86,12 @@ class TestModule:
     everywhere: frozenset[str]  # autouse fixtures and collection hooks: they reach every test
     module_reads: frozenset[str]  # what the module's own top-level code reads
     aliases: dict[str, str]  # fixture name -> the function that provides it
+    imports_tests: bool = False  # `from x import test_y`: collected here, read elsewhere; never narrowed
 
-    def methods(self, name: str) -> list[str]:
-        node = self.tests[name]
-        if not isinstance(node, ast.ClassDef):
-            return []
-        return [m.name for m in node.body if isinstance(m, _FUNCTIONS) and m.name.startswith("test")]
+    @functools.cached_property
+    def uses(self) -> dict[str, set[str]]:
+        """What each definition reads, fixtures included (computed once: selection asks on every run)."""
+        return {name: reads(node, fixtures=True) for name, node in {**self.helpers, **self.tests}.items()}
 
     def subclassed(self, name: str) -> bool:
         """Whether another class of the module inherits from this one (and so runs its tests too)."""
@@ -97,8 +102,7 @@ class TestModule:
         """The module's definitions that read any of `changed`, directly or through its other definitions, with
         the names tests ask for them by (a fixture's `name=`); None when every test may be affected: its
         top-level code, an autouse fixture, a hook or a class we cannot classify reads them."""
-        defs = {**self.helpers, **self.tests}
-        uses = {name: reads(node, fixtures=True) for name, node in defs.items()}
+        uses = self.uses
         touched, grown = set(changed), True
         while grown:
             grown = False
@@ -107,7 +111,7 @@ class TestModule:
                     touched.add(name)
                     touched.update(alias for alias, provider in self.aliases.items() if provider == name)
                     grown = True
-        if self.module_reads & touched or (self.unclear | self.everywhere) & touched:
+        if self.imports_tests or self.module_reads & touched or (self.unclear | self.everywhere) & touched:
             return None
         return frozenset(touched - changed)
 
@@ -130,9 +134,8 @@ class TestModule:
 def test_module(path: str, source: str) -> TestModule | None:
     """The module's tests by pytest's default rules (`test*` functions, `Test*` classes without `__init__`,
     unittest.TestCase subclasses); None when it does not parse."""
-    try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError):
+    tree = parsed(path, source)
+    if tree is None:
         return None
     tests: dict[str, ast.AST] = {}
     helpers: dict[str, ast.AST] = {}
@@ -140,6 +143,7 @@ def test_module(path: str, source: str) -> TestModule | None:
     everywhere: set[str] = set()
     aliases: dict[str, str] = {}
     module_reads: set[str] = set()
+    imports_tests = False
     local_classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     unittest_like: set[str] = set()
     for node in tree.body:  # in order: a base is defined before its subclasses
@@ -165,11 +169,15 @@ def test_module(path: str, source: str) -> TestModule | None:
                 if alias:
                     aliases[alias] = node.name
                 aliases.setdefault(node.name, node.name)
-                if autouse or node.name.startswith("pytest_"):
+                if autouse or node.name.startswith("pytest_") or node.name in _XUNIT_HOOKS:
                     everywhere.add(node.name)
+        elif isinstance(node, ast.ImportFrom) and any((a.asname or a.name).startswith(("test", "Test"))
+                                                      for a in node.names):
+            imports_tests = True  # pytest collects it here too, and what it reads is elsewhere
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
-            module_reads |= reads(node)
-    return TestModule(tests, helpers, frozenset(unclear), frozenset(everywhere), frozenset(module_reads), aliases)
+            module_reads |= reads(node, fixtures=True)  # `pytestmark = pytest.mark.usefixtures("db")`
+    return TestModule(tests, helpers, frozenset(unclear), frozenset(everywhere), frozenset(module_reads), aliases,
+                      imports_tests)
 
 
 def test_texts(path: str, source: str) -> dict[str, str] | None:
@@ -179,14 +187,15 @@ def test_texts(path: str, source: str) -> dict[str, str] | None:
     if module is None:
         return None
     texts: dict[str, str] = {}
+    lines = source.splitlines(keepends=True)
     for name, node in module.tests.items():
         if not isinstance(node, ast.ClassDef):
-            texts[name] = source_of(source, node)
+            texts[name] = source_of(lines, node)
             continue
-        rest = source_of(source, node)
+        rest = source_of(lines, node)
         for member in node.body:
             if isinstance(member, _FUNCTIONS) and member.name.startswith("test"):
-                text = source_of(source, member)
+                text = source_of(lines, member)
                 texts[f"{name}::{member.name}"] = text
                 rest = rest.replace(text, "", 1)
         texts[name] = rest

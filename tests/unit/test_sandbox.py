@@ -395,3 +395,38 @@ def test_an_exclusive_run_waits_for_the_shared_ones_to_end(sandbox, tmp_path):
     done = _run(sandbox, tree, "import time; print(time.time())")
     thread.join()
     assert float(done.output.split()[-1]) >= ended[0] - 0.05  # it started only once the shared run had ended
+
+
+OUR_CHILD_MEANWHILE = """
+import subprocess, sys, threading, time
+from remediate.guard.sandbox import Sandbox
+
+box = Sandbox({"PATH": "/usr/bin:/bin"}, closed=[])
+results = []
+
+
+def ours():  # what the proof's thread does meanwhile: git making a copy, rm discarding one
+    time.sleep(0.3)
+    results.append(subprocess.run(["sleep", "1.5"]).returncode)
+
+
+thread = threading.Thread(target=ours)
+thread.start()
+done = box.run(["/usr/bin/python3", "-c", "import time; time.sleep(1)"], box.scratch(), 30, shared=True)
+thread.join()
+box.close()
+print("run", done.exit_code, "ours", results)
+"""
+
+
+def test_the_end_of_a_run_leaves_alone_the_processes_other_threads_of_ours_started():
+    """Found by an attack: the subreaper's sweep took the proof thread's `rm` for an orphan of the sandbox and
+    killed its process group, which is ours: remediate killed itself."""
+    import subprocess
+    import sys
+
+    # In a session of its own: a regression kills its whole process group, which must not be this one.
+    done = subprocess.run([sys.executable, "-c", OUR_CHILD_MEANWHILE], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+    assert "run 0 ours [0]" in done.stdout

@@ -272,3 +272,47 @@ def test_pytest_s_own_naming_rules_turn_single_tests_off():
     assert pytest_collects_by_default(reader({"pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['t']\n"}))
     assert not pytest_collects_by_default(reader({"setup.cfg": "[tool:pytest]\npython_classes = *Tests\n"}))
     assert not pytest_collects_by_default(reader({"pytest.ini": "[pytest]\npython_functions = check_*\n"}))
+
+
+MOD = {"pkg/__init__.py": "", "tests/__init__.py": "",
+       "pkg/mod.py": "def func():\n    return 1\n\n\ndef other():\n    return 2\n"}
+REACHES_EVERY_TEST = {  # found by an attack on single-test selection: each reaches tests that never name func
+    "pytestmark": "import pytest\nfrom pkg.mod import func\n\npytestmark = pytest.mark.usefixtures('seeded')\n"
+                  "STATE = {}\n\n\n@pytest.fixture\ndef seeded():\n    STATE['v'] = func()\n\n\n"
+                  "def test_state():\n    assert STATE['v'] == 1\n\n\ndef test_direct():\n    assert func() == 1\n",
+    "setup_module": "from pkg.mod import func\n\nDATA = None\n\n\ndef setup_module(module):\n    global DATA\n"
+                    "    DATA = func()\n\n\ndef test_data():\n    assert DATA == 1\n\n\n"
+                    "def test_direct():\n    assert func() == 1\n",
+    "imported test": "from pkg.mod import func\nfrom tests.checks import test_contract\n\n\n"
+                     "def test_direct():\n    assert func() == 1\n",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(REACHES_EVERY_TEST))
+def test_with_nodes_module_set_up_and_imported_tests_keep_the_file_whole(shape):
+    files = {**MOD, "tests/checks.py": "from pkg.mod import func\n\n\ndef test_contract():\n    assert func()\n",
+             "tests/test_x.py": REACHES_EVERY_TEST[shape]}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    assert select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests == ("tests/test_x.py",)
+
+
+def test_a_decorator_that_registers_a_changed_function_makes_every_name_changed():
+    app = ("from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.route('/x')\ndef view():\n    return 'a'\n\n\n"
+           "@property\ndef plain():\n    return 1\n")
+    tests = {**MOD, "pkg/web.py": app, "tests/test_web.py": "from pkg.web import app\n\n\ndef test_x():\n"
+                                                             "    assert app.test_client().get('/x')\n"}
+    routed = {**tests, "pkg/web.py": app.replace("return 'a'", "return 'b'")}
+    # The test calls the app, not the view: only "every name changed" reaches it.
+    assert select_affected_tests(routed, ["pkg/web.py"], before=tests, nodes=True).tests == ("tests/test_web.py",)
+    wrapped = {**tests, "pkg/web.py": app.replace("return 1", "return 2")}
+    assert select_affected_tests(wrapped, ["pkg/web.py"], before=tests, nodes=True).tests == ()
+
+
+def test_test_classes_inherited_from_another_test_module_are_followed():
+    files = {**MOD, "tests/test_base.py": "from pkg.mod import func\n\n\nclass TestBase:\n    def test_func(self):\n"
+                                          "        assert func() == 1\n",
+             "tests/test_child.py": "from tests.test_base import TestBase\n\n\nclass TestChild(TestBase):\n"
+                                    "    pass\n"}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests
+    assert selected == ("tests/test_base.py::TestBase", "tests/test_child.py")
