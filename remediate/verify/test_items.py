@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import sys
 from dataclasses import dataclass
 
 from remediate.verify.pysource import parsed
@@ -45,6 +46,12 @@ def source_of(lines: list[str], node: ast.AST) -> str:
     decorators = getattr(node, "decorator_list", [])
     first = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
     return "".join(lines[first - 1:node.end_lineno])  # type: ignore[attr-defined]
+
+
+def _tooling(node: ast.ImportFrom) -> bool:
+    """`from unittest import TestCase`: the standard library's and the test runners' names hold no tests."""
+    top = (node.module or "").split(".")[0]
+    return node.level == 0 and (top in sys.stdlib_module_names or top in ("pytest", "_pytest", "hypothesis"))
 
 
 def _base_names(node: ast.ClassDef) -> list[str]:
@@ -171,8 +178,8 @@ def test_module(path: str, source: str) -> TestModule | None:
                 aliases.setdefault(node.name, node.name)
                 if autouse or node.name.startswith("pytest_") or node.name in _XUNIT_HOOKS:
                     everywhere.add(node.name)
-        elif isinstance(node, ast.ImportFrom) and any((a.asname or a.name).startswith(("test", "Test"))
-                                                      for a in node.names):
+        elif isinstance(node, ast.ImportFrom) and not _tooling(node) and any(
+                (a.asname or a.name).startswith(("test", "Test")) for a in node.names):
             imports_tests = True  # pytest collects it here too, and what it reads is elsewhere
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             module_reads |= reads(node, fixtures=True)  # `pytestmark = pytest.mark.usefixtures("db")`

@@ -316,3 +316,11 @@ def test_test_classes_inherited_from_another_test_module_are_followed():
     after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
     selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests
     assert selected == ("tests/test_base.py::TestBase", "tests/test_child.py")
+
+
+def test_with_nodes_test_names_imported_from_the_standard_library_hold_no_tests():
+    files = {**MOD, "tests/test_x.py": "from unittest import TestCase, skipIf\nfrom pkg.mod import func, other\n\n\n"
+                                       "class FuncTest(TestCase):\n    def test_f(self):\n        assert func()\n\n\n"
+                                       "def test_other():\n    assert other()\n"}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    assert select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests == ("tests/test_x.py::FuncTest",)
