@@ -5,8 +5,9 @@ remediate's own (everything but the time pytest runs the sample service's tests)
 
 Each run starts the container's entrypoint as a child process, as the runner does, against the demo's peers
 (the incident MCP server, the GitHub stand-in, a bare origin, a scripted model that answers at once). Reported:
-wall time of the child process, the time the report's test runs took (`test_runs[].duration_s`, the tests'
-own processes), the difference (the overhead), and the report's per-stage timings, as medians.
+wall time of the child process, the time the report's test runs took (`test_runs[]`, the tests' own
+processes; runs side by side count once), the difference (the overhead), and the report's per-stage timings,
+as medians.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ from peers.harness import make_sample_repo, run_action, start_mcp  # noqa: E402
 from peers.openai_stub import ScriptedLLM  # noqa: E402
 
 
+def _busy(runs: list[dict]) -> float:
+    """How long any test run was going (runs side by side count once)."""
+    total, end = 0.0, 0.0
+    for start, stop in sorted((r.get("started_s", 0.0), r.get("started_s", 0.0) + (r.get("duration_s") or 0.0))
+                              for r in runs):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
 def one_run(base: Path, mcp_url: str, mcp_token: str, github: GitHubStub) -> dict[str, float]:
     llm = ScriptedLLM(scenarios.good_fix()).start()
     try:
@@ -46,7 +58,7 @@ def one_run(base: Path, mcp_url: str, mcp_token: str, github: GitHubStub) -> dic
     if report.get("outcome") != "fixed":
         raise SystemExit(f"the demo incident did not end fixed: {report.get('outcome')} {report.get('reason')}\n"
                          f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    tests = sum(run.get("duration_s") or 0.0 for run in report.get("test_runs", []) if not run.get("reused"))
+    tests = _busy([run for run in report.get("test_runs", []) if not run.get("reused")])
     return {"wall": wall, "tests": tests, "overhead": wall - tests,
             **{f"stage {k}": v for k, v in report.get("timings", {}).items()}}
 

@@ -323,4 +323,5 @@ def test_with_nodes_test_names_imported_from_the_standard_library_hold_no_tests(
                                        "class FuncTest(TestCase):\n    def test_f(self):\n        assert func()\n\n\n"
                                        "def test_other():\n    assert other()\n"}
     after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
-    assert select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests == ("tests/test_x.py::FuncTest",)
+    selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests
+    assert selected == ("tests/test_x.py::FuncTest",)
