@@ -531,11 +531,14 @@ class Sandbox:
             return
         uid, gid = self.identity.uid, self.identity.gid
         assert uid is not None and gid is not None
-        os.lchown(path, uid, gid)
-        for folder, dirs, files in os.walk(path):
-            for name in [*dirs, *files]:
+        # Deepest first, the folder itself last: a folder becomes the sandbox user's only once we are done inside
+        # it, so a sandboxed process running meanwhile (the proof beside a test run) can never swap a folder we
+        # are about to walk for a link out of the tree.
+        for folder, dirs, files in os.walk(path, topdown=False):
+            for name in [*files, *dirs]:
                 with contextlib.suppress(OSError):
                     os.lchown(os.path.join(folder, name), uid, gid)
+        os.lchown(path, uid, gid)
 
     def close(self) -> None:
         self.discard(self.root)

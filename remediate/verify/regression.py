@@ -51,6 +51,9 @@ def judge(new_tests: tuple[str, ...], before: TestRun | None, after: TestRun) ->
     if before is None:
         return RegressionProof(new_tests, "not_run", "the tests could not be run on the code before the fix",
                                pre_existing, before)
+    if before.status == "no_tests":  # nothing ran (pytest found none of the tests asked for): proves nothing
+        return RegressionProof(new_tests, "not_run", "none of the new tests ran on the code before the fix",
+                               pre_existing, before)
     new_failed_before = [f for f in before.failures if any(in_file(f.name, t) for t in new_tests)]
     new_failed_after = [n for n in after.failed_tests if any(in_file(n, t) for t in new_tests)]
     if new_failed_after:

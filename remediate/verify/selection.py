@@ -249,6 +249,27 @@ def _single_tests(path: str, source: str, before: str | None, changed: bool, tak
     return {t: u for t, u in picked.items() if "::" not in t or t.split("::")[0] not in picked}
 
 
+def _imports_set_up(path: str, sources: Mapping[str, str], names: Mapping[str, frozenset[str]],
+                    reached: Mapping[str, str]) -> bool:
+    """Whether a conftest.py imports, from a module the change reaches, fixtures that reach every test (an
+    autouse fixture, a hook) or that cannot be told apart (`from .fixtures import *` of a module whose top level
+    uses the change)."""
+    tree = pysource.parsed(path, sources[path])
+    package = posixpath.dirname(path).replace("/", ".")
+    for node in tree.body if tree is not None else []:
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = _from_base(node, package)
+        for other in reached:
+            if other != path and base in module_names(other) and other in sources:
+                module, carried = test_module(other, sources[other]), names.get(other, ALL)
+                if module is not None and not module.fixtures:
+                    continue  # not a module of fixtures (the project's own code, imported by name)
+                if module is None or carried == ALL or module.touched(carried) is None:
+                    return True
+    return False
+
+
 def _origin(used: frozenset[str], reached: str | None, fixtures: frozenset[str] | None) -> str:
     """Where the names a single test uses come from, for its reason."""
     return "a conftest.py" if fixtures and used <= fixtures else (reached or "the change")
@@ -274,8 +295,12 @@ def _offered_fixtures(sources: Mapping[str, str], names: Mapping[str, frozenset[
             continue
         module = test_module(path, sources[path])
         touched = module.touched(inherited | own) if module is not None else None
-        offered[folder] = None if module is None or touched is None else \
-            inherited | ((touched | own) & set(module.aliases))
+        if module is None or touched is None or _imports_set_up(path, sources, names, reached):
+            offered[folder] = None
+            continue
+        # Its own fixtures that use the change, and what it imports that does (a fixture defined elsewhere
+        # is offered under the name it is imported as).
+        offered[folder] = inherited | (touched & set(module.aliases)) | own
     return offered
 
 
@@ -460,10 +485,11 @@ def pytest_testpaths(read: Callable[[str], str | None]) -> tuple[str, ...] | Non
 
 
 def pytest_collects_by_default(read: Callable[[str], str | None]) -> bool:
-    """Whether pytest names tests by its default rules (`test*` functions, `Test*` classes, `test_*.py` files):
-    what single-test selection reads test modules by."""
+    """Whether pytest names tests by its default rules (`test*` functions, `Test*` classes, `test_*.py` files) and
+    gives them only the fixtures they ask for: what single-test selection reads test modules by."""
     options = _pytest_options(read) or {}
-    return not any(key in options for key in ("python_functions", "python_classes", "python_files"))
+    # `usefixtures` in the config gives every test fixtures no test names.
+    return not any(key in options for key in ("python_functions", "python_classes", "python_files", "usefixtures"))
 
 
 def collected(tests: Sequence[str], testpaths: Sequence[str] | None) -> tuple[list[str], list[str]]:

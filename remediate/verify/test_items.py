@@ -66,6 +66,11 @@ def _base_names(node: ast.ClassDef) -> list[str]:
     return names
 
 
+def _is_fixture(node: ast.AST) -> bool:
+    return any("fixture" in ast.unparse(d.func if isinstance(d, ast.Call) else d)
+               for d in getattr(node, "decorator_list", []))
+
+
 def _fixture_options(node: ast.AST) -> tuple[str | None, bool]:
     """`@pytest.fixture(name="x", autouse=True)`: the name tests ask for it by, and whether it applies to every
     test of the module."""
@@ -94,6 +99,7 @@ class TestModule:
     module_reads: frozenset[str]  # what the module's own top-level code reads
     aliases: dict[str, str]  # fixture name -> the function that provides it
     imports_tests: bool = False  # `from x import test_y`: collected here, read elsewhere; never narrowed
+    fixtures: frozenset[str] = frozenset()  # the functions it makes fixtures of
 
     @functools.cached_property
     def uses(self) -> dict[str, set[str]]:
@@ -168,7 +174,7 @@ def test_module(path: str, source: str) -> TestModule | None:
                 if not plain:
                     unclear.add(node.name)  # an imported base may make it a test class, or give it `__init__`
         elif isinstance(node, _FUNCTIONS):
-            if node.name.startswith("test"):
+            if node.name.startswith("test") and not _is_fixture(node):  # `def test_client()` fixtures are common
                 tests[node.name] = node
             else:
                 helpers[node.name] = node
@@ -184,7 +190,7 @@ def test_module(path: str, source: str) -> TestModule | None:
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             module_reads |= reads(node, fixtures=True)  # `pytestmark = pytest.mark.usefixtures("db")`
     return TestModule(tests, helpers, frozenset(unclear), frozenset(everywhere), frozenset(module_reads), aliases,
-                      imports_tests)
+                      imports_tests, frozenset(n for n, node in helpers.items() if _is_fixture(node)))
 
 
 def test_texts(path: str, source: str) -> dict[str, str] | None:
@@ -201,7 +207,7 @@ def test_texts(path: str, source: str) -> dict[str, str] | None:
             continue
         rest = source_of(lines, node)
         for member in node.body:
-            if isinstance(member, _FUNCTIONS) and member.name.startswith("test"):
+            if isinstance(member, _FUNCTIONS) and member.name.startswith("test") and not _is_fixture(member):
                 text = source_of(lines, member)
                 texts[f"{name}::{member.name}"] = text
                 rest = rest.replace(text, "", 1)

@@ -138,3 +138,8 @@ def test_a_change_a_node_id_cannot_hold_runs_the_whole_file():
     assert changed_test_nodes(_change(UNITTEST_TESTS, helper)) == whole
     imported_base = "from base import Base\n\n\nclass Checks(Base):\n    def test_a(self):\n        assert 1\n"
     assert changed_test_nodes(_change(imported_base, imported_base.replace("assert 1", "assert 2"))) == whole
+
+
+def test_a_proof_run_that_ran_none_of_the_new_tests_proves_nothing():
+    # pytest found none of the nodes asked for (exit 4 or 5): not "passes before".
+    assert judge(NEW, _run("no_tests"), _run("passed")).verdict == "not_run"

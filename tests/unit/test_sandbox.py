@@ -430,3 +430,21 @@ def test_the_end_of_a_run_leaves_alone_the_processes_other_threads_of_ours_start
                           cwd=Path(__file__).resolve().parents[2], start_new_session=True)
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
     assert "run 0 ours [0]" in done.stdout
+
+
+def test_a_tree_becomes_the_sandbox_user_s_from_the_deepest_folder_up(tmp_path, monkeypatch):
+    """A sandboxed process may run while a tree is handed over (the proof beside a test run): a folder must
+    become its own only once we are done inside it, or it could swap a folder we are about to walk for a link."""
+    box = Sandbox({"PATH": "/usr/bin:/bin"}, [], identity=Identity(64_998, 64_998, "x"))
+    tree = tmp_path / "t"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f.py").write_text("x")
+    (tree / "g.py").write_text("y")
+    order: list[str] = []
+    monkeypatch.setattr(os, "lchown", lambda path, uid, gid: order.append(os.path.relpath(path, tree)))
+    box._own(tree)
+    box.close()
+    assert order[-1] == "."
+    for path in ("a", "a/b"):
+        inside = [p for p in order if p.startswith(path + "/")]
+        assert inside and order.index(path) > max(order.index(p) for p in inside)

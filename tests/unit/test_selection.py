@@ -325,3 +325,41 @@ def test_with_nodes_test_names_imported_from_the_standard_library_hold_no_tests(
     after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
     selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests
     assert selected == ("tests/test_x.py::FuncTest",)
+
+
+FIXTURES_ELSEWHERE = {  # found by an attack: a conftest.py that imports its fixtures instead of defining them
+    **MOD,
+    "tests/fixtures.py": "import pytest\nfrom pkg.mod import func\n\n\n@pytest.fixture\ndef parsed():\n"
+                         "    return func()\n",
+    "tests/test_x.py": "def test_parsed(parsed):\n    assert parsed == 1\n\n\ndef test_none():\n    assert True\n",
+}
+
+
+@pytest.mark.parametrize("conftest", ["from tests.fixtures import parsed  # noqa\n",
+                                      "from .fixtures import *  # noqa\n"])
+def test_with_nodes_fixtures_a_conftest_imports_select_the_tests_that_ask_for_them(conftest):
+    files = {**FIXTURES_ELSEWHERE, "tests/conftest.py": conftest}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests
+    assert selected == ("tests/test_x.py::test_parsed",)
+    # An autouse fixture among them reaches every test below: whole files.
+    autouse = {**files, "tests/fixtures.py": files["tests/fixtures.py"].replace("@pytest.fixture\n",
+                                                                                "@pytest.fixture(autouse=True)\n")}
+    after = {**autouse, "pkg/mod.py": after["pkg/mod.py"]}
+    assert select_affected_tests(after, ["pkg/mod.py"], before=autouse, nodes=True).tests == ("tests/test_x.py",)
+
+
+def test_fixtures_named_like_tests_are_not_tests():
+    from remediate.verify.test_items import changed_test_items, test_module
+
+    source = "import pytest\n\n\n@pytest.fixture\ndef test_client():\n    return 1\n\n\n" \
+             "def test_get(test_client):\n    assert test_client\n"
+    assert list(test_module("tests/test_c.py", source).tests) == ["test_get"]
+    # A fix that edits the fixture changes every test that asks for it: the whole file, never a node pytest lacks.
+    assert changed_test_items("tests/test_c.py", source, source.replace("return 1", "return 2")) is None
+
+
+def test_usefixtures_in_pytest_s_config_turns_single_tests_off():
+    from remediate.verify.selection import pytest_collects_by_default
+
+    assert not pytest_collects_by_default({"pytest.ini": "[pytest]\nusefixtures = seeded\n"}.get)
