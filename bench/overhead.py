@@ -24,21 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["PATH"] = os.path.join(os.path.realpath(sys.prefix), "bin") + os.pathsep + os.environ.get("PATH", "")
 
+from timing import busy  # noqa: E402  (bench/, the script's folder)
+
 from peers import events, scenarios  # noqa: E402
 from peers.github_stub import GitHubStub  # noqa: E402
 from peers.harness import make_sample_repo, run_action, start_mcp  # noqa: E402
 from peers.openai_stub import ScriptedLLM  # noqa: E402
-
-
-def _busy(runs: list[dict]) -> float:
-    """How long any test run was going (runs side by side count once)."""
-    total, end = 0.0, 0.0
-    for start, stop in sorted((r.get("started_s", 0.0), r.get("started_s", 0.0) + (r.get("duration_s") or 0.0))
-                              for r in runs):
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total
 
 
 def one_run(base: Path, mcp_url: str, mcp_token: str, github: GitHubStub) -> dict[str, float]:
@@ -58,7 +49,7 @@ def one_run(base: Path, mcp_url: str, mcp_token: str, github: GitHubStub) -> dic
     if report.get("outcome") != "fixed":
         raise SystemExit(f"the demo incident did not end fixed: {report.get('outcome')} {report.get('reason')}\n"
                          f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    tests = _busy([run for run in report.get("test_runs", []) if not run.get("reused")])
+    tests = busy([run for run in report.get("test_runs", []) if not run.get("reused")])
     return {"wall": wall, "tests": tests, "overhead": wall - tests,
             **{f"stage {k}": v for k, v in report.get("timings", {}).items()}}
 

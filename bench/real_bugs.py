@@ -37,6 +37,7 @@ os.environ["PATH"] = os.path.join(os.path.realpath(sys.prefix), "bin") + os.path
 os.environ.setdefault("REMEDIATE_SANDBOX_UID", str(60_000 + os.getpid() % 1000 * 8))
 
 sys.path.insert(0, str(ROOT / "bench" / "real_bugs"))
+from timing import busy  # noqa: E402  (bench/, the script's folder)
 from verify_cases import case_python, fetch_sdist  # noqa: E402
 from verify_cases import unpack as unpack_sdist  # noqa: E402
 
@@ -186,17 +187,6 @@ def upstream_test_passes(case: dict[str, Any], report: dict[str, Any], base: Pat
     return done.returncode == 0
 
 
-def wall_of(runs: list[dict[str, Any]]) -> float:
-    """How long any of the runs was going: the union of their intervals."""
-    total, end = 0.0, 0.0
-    for start, stop in sorted((r.get("started_s", 0.0), r.get("started_s", 0.0) + (r.get("duration_s") or 0.0))
-                              for r in runs):
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total
-
-
 def covered(test: str, selected: list[str]) -> bool:
     """Whether a selection runs a node id: its folder, its file, its class, itself (all its parametrizations)."""
     return any(test == s or test.startswith((s.rstrip("/") + "/", s + "::", s + "[")) for s in selected)
@@ -214,7 +204,7 @@ def measure(case: dict[str, Any], report: dict[str, Any], scripted: ScriptedMode
         fault_shown = fault <= len(source) and f"{fault:>5}\t{source[fault - 1]}" in first_prompt
     tests = report.get("tests") or {}
     runs = [r for r in report.get("test_runs", []) if not r.get("reused")]
-    spent = wall_of(runs)  # runs beside each other count once
+    spent = busy(runs)  # runs beside each other count once
     final = next((r for r in reversed(report.get("test_runs", [])) if r.get("purpose", "").startswith("final")),
                  None)
     single = (final or {}).get("duration_s") or tests.get("duration_s") or 0.0

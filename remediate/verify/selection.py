@@ -14,7 +14,7 @@ import pathspec
 from remediate.guard.testfiles import is_test_module
 from remediate.verify import pysource
 from remediate.verify.coverage_map import CoverageMap
-from remediate.verify.test_items import changed_test_items, reads, test_module
+from remediate.verify.test_items import changed_test_items, reads, spread, test_module
 
 
 def module_names(path: str) -> set[str]:
@@ -198,13 +198,7 @@ def _dependents(path: str, source: str, bound: frozenset[str]) -> frozenset[str]
     uses = {n.name: reads(n) for n in tree.body if isinstance(n, defs)}
     module_level = {name for n in tree.body if not isinstance(n, (*defs, ast.Import, ast.ImportFrom))
                     for name in reads(n)}
-    touched, grown = set(bound), True
-    while grown:
-        grown = False
-        for name, used in uses.items():
-            if name not in touched and used & touched:
-                touched.add(name)
-                grown = True
+    touched = spread(uses, bound)
     if module_level & touched:
         return ALL
     return frozenset(touched - bound) | frozenset(n for n in bound if n in uses)

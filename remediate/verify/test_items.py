@@ -11,6 +11,7 @@ import ast
 import builtins
 import functools
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from remediate.verify.pysource import parsed
@@ -38,6 +39,21 @@ def reads(node: ast.AST, fixtures: bool = False) -> set[str]:
                 and child.value.isidentifier():
             found.add(child.value)
     return found
+
+
+def spread(uses: Mapping[str, set[str]], seeds: Iterable[str],
+           also: Callable[[str], Iterable[str]] = lambda name: ()) -> set[str]:
+    """`seeds` and every definition that reads one of them, and so on (`uses`: what each definition reads);
+    `also` names what a definition reached brings with it (a fixture's alias)."""
+    touched, grown = set(seeds), True
+    while grown:
+        grown = False
+        for name, used in uses.items():
+            if name not in touched and used & touched:
+                touched.add(name)
+                touched.update(also(name))
+                grown = True
+    return touched
 
 
 def source_of(lines: list[str], node: ast.AST) -> str:
@@ -115,15 +131,8 @@ class TestModule:
         """The module's definitions that read any of `changed`, directly or through its other definitions, with
         the names tests ask for them by (a fixture's `name=`); None when every test may be affected: its
         top-level code, an autouse fixture, a hook or a class we cannot classify reads them."""
-        uses = self.uses
-        touched, grown = set(changed), True
-        while grown:
-            grown = False
-            for name, used in uses.items():
-                if name not in touched and used & touched:
-                    touched.add(name)
-                    touched.update(alias for alias, provider in self.aliases.items() if provider == name)
-                    grown = True
+        touched = spread(self.uses, changed, lambda name: [a for a, provider in self.aliases.items()
+                                                            if provider == name])
         if self.imports_tests or self.module_reads & touched or (self.unclear | self.everywhere) & touched:
             return None
         return frozenset(touched - changed)
