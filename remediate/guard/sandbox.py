@@ -20,6 +20,7 @@ import ctypes
 import hashlib
 import os
 import pwd
+import select
 import shutil
 import signal
 import stat
@@ -105,7 +106,21 @@ def _children() -> set[int]:
 
 
 def _exited(pid: int, timeout_s: float) -> bool:
-    """Wait for our child to exit without reaping it (so its pid and process group stay ours); False on timeout."""
+    """Wait for our child to exit without reaping it (so its pid and process group stay ours); False on timeout.
+    A pidfd wakes us the moment it exits; without one (an old kernel), we poll."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return _polled(pid, timeout_s)
+    try:
+        waiter = select.poll()
+        waiter.register(fd, select.POLLIN)
+        return bool(waiter.poll(max(timeout_s, 0) * 1000))
+    finally:
+        os.close(fd)
+
+
+def _polled(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while True:
