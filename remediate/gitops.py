@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -79,6 +79,9 @@ class Git:
     origin: str  # origin's URL as the checkout had it when the run began ("" when there is none)
     branch: str | None = None  # the branch checked out when the run began (None: a detached HEAD)
     github_host: str | None = None  # the only host a token is sent to
+    # What the base commit holds, read once (a copy with another base, `replace(git, base=...)`, starts afresh).
+    _files: dict[str, str | None] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _tracked: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def open(cls, workspace: Path, env: Mapping[str, str], github_server_url: str | None = None) -> Git:
@@ -132,8 +135,11 @@ class Git:
         return token
 
     def tracked_files(self) -> list[str]:
-        raw = self.run("ls-tree", "-r", "-z", "--name-only", "--full-tree", self.base).stdout
-        return sorted(p for p in raw.decode("utf-8", errors="replace").split("\0") if p)
+        if self.base not in self._tracked:
+            raw = self.run("ls-tree", "-r", "-z", "--name-only", "--full-tree", self.base).stdout
+            self._tracked[self.base] = tuple(sorted(p for p in raw.decode("utf-8", errors="replace").split("\0")
+                                                    if p))
+        return list(self._tracked[self.base])
 
     def tree_entries(self, commit: str | None = None) -> dict[str, tuple[str, str]]:
         """path -> (mode, blob id) of every file in the commit's tree (the base by default)."""
@@ -169,8 +175,10 @@ class Git:
             os.chmod(target, 0o755 if mode == "100755" else 0o644)
 
     def base_file(self, path: str) -> str | None:
-        done = self.run("cat-file", "blob", f"{self.base}:{path}", check=False)
-        return done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
+        if path not in self._files:
+            done = self.run("cat-file", "blob", f"{self.base}:{path}", check=False)
+            self._files[path] = done.stdout.decode("utf-8", errors="replace") if done.returncode == 0 else None
+        return self._files[path]
 
     def show_commit(self, commit: str, max_chars: int = 8000, paths: Sequence[str] = ()) -> str | None:
         """The commit's message and stat, and its patch: of `paths` only when given (the suspect files), with a

@@ -153,3 +153,26 @@ def test_the_culprit_commit_shows_the_suspect_files_patch_and_names_the_rest(tmp
     assert "[the commit also changes 2 other file(s), not shown: CHANGELOG, vendored.js]" in narrow
     whole = git.show_commit(culprit)
     assert "+b" in whole and "+x = 2" in whole and "other file(s)" not in whole
+
+
+def test_what_the_base_commit_holds_is_read_once_and_a_copy_on_another_base_reads_its_own(tmp_path):
+    from dataclasses import replace
+
+    work = tmp_path / "w"
+    _git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "a.py").write_text("a = 1\n")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "one")
+    first = _git(work, "rev-parse", "HEAD")
+    (work / "a.py").write_text("a = 2\n")
+    (work / "b.py").write_text("b = 1\n")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-qm", "two")
+    git = Git.open(work, {**os.environ, **GIT})
+    assert git.base_file("a.py") == "a = 2\n" and git.tracked_files() == ["a.py", "b.py"]
+    calls = []
+    real = git.run
+    object.__setattr__(git, "run", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert git.base_file("a.py") == "a = 2\n" and git.tracked_files() == ["a.py", "b.py"] and calls == []
+    older = replace(git, base=first)
+    assert older.base_file("a.py") == "a = 1\n" and older.tracked_files() == ["a.py"]
