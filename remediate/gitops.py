@@ -65,6 +65,17 @@ def _git(cwd: Path, env: dict[str, str], args: Sequence[str], stdin: bytes | Non
     return done
 
 
+def _check_entry(path: str, written: set[str]) -> None:
+    """A path of the base commit's tree, as plain git would check it out: relative, without `.`, `..` or empty
+    parts, not below a file or link of the same tree (`written`: the paths before it), not twice. A commit
+    crafted otherwise (`git hash-object --literally`) would have us write outside the copy, as root."""
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or ".git" in parts:
+        raise GitError(f"the base commit has a path git would not check out: {path!r}")
+    if any("/".join(parts[:i]) in written for i in range(1, len(parts) + 1)):
+        raise GitError(f"the base commit has {path!r} twice, or below a file or link of its own")
+
+
 def blob_sha(data: bytes) -> str:
     """The object id git gives a file with these bytes (no filters)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
@@ -158,6 +169,10 @@ class Git:
         entries = [(path, mode, sha) for path, (mode, sha) in self.tree_entries().items() if mode != "160000"]
         if not entries:
             return
+        written: set[str] = set()
+        for path, _, _ in entries:
+            _check_entry(path, written)
+            written.add(path)
         batch = "".join(f"{sha}\n" for _, _, sha in entries).encode()
         out = self.run("cat-file", "--batch", stdin=batch).stdout
         position = 0
@@ -171,7 +186,11 @@ class Git:
             if mode == "120000":
                 os.symlink(data.decode("utf-8", "surrogateescape"), target)
                 continue
-            target.write_bytes(data)
+            # Never through a link, never over what is there: a path is written once, where it says.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o755 if mode == "100755" else 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
             os.chmod(target, 0o755 if mode == "100755" else 0o644)
 
     def base_file(self, path: str) -> str | None:

@@ -32,6 +32,20 @@ def module_names(path: str) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=8192)
+def plugins_of(path: str, source: str) -> frozenset[str]:
+    """The modules a module-level `pytest_plugins = ["tests.plugin"]` loads: pytest imports them whole and
+    offers their fixtures, as `from tests.plugin import *` would."""
+    tree = pysource.parsed(path, source)
+    found: set[str] = set()
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytest_plugins"
+                                                for t in node.targets):
+            values = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            found |= {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+    return frozenset(found)
+
+
 def _from_base(node: ast.ImportFrom, package: str) -> str:
     """The module a `from … import` reads from, relative imports resolved against the importing package."""
     base = node.module or ""
@@ -60,6 +74,7 @@ def imported_modules(path: str, source: str) -> frozenset[str]:
                 found.add(base)
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if base else alias.name)
+    found |= plugins_of(path, source)
     with_parents = set()
     for name in found:
         parts = name.split(".")
@@ -151,6 +166,7 @@ def _uses(path: str, source: str, module: str) -> _Uses:
                 elif module.startswith(f"{base}.{alias.name}.") or (base and module.startswith(base + ".")
                                                                     and alias.name == "*"):
                     whole = True  # a parent of it, or everything of a parent: cannot be narrowed
+    star = star or module in plugins_of(path, source)
     if not (bindings or star or whole):
         # It imports something below the module (importing a.b.c runs a/b/__init__.py): it depends on the
         # module's code running, not on its names.
@@ -250,10 +266,8 @@ def _imports_set_up(path: str, sources: Mapping[str, str], names: Mapping[str, f
     uses the change)."""
     tree = pysource.parsed(path, sources[path])
     package = posixpath.dirname(path).replace("/", ".")
-    for node in tree.body if tree is not None else []:
-        if not isinstance(node, ast.ImportFrom):
-            continue
-        base = _from_base(node, package)
+    bases = {_from_base(n, package) for n in (tree.body if tree is not None else []) if isinstance(n, ast.ImportFrom)}
+    for base in bases | plugins_of(path, sources[path]):
         for other in reached:
             if other != path and base in module_names(other) and other in sources:
                 module, carried = test_module(other, sources[other]), names.get(other, ALL)

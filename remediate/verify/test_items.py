@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from remediate.verify import pysource
 from remediate.verify.pysource import parsed
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -82,6 +83,18 @@ def _base_names(node: ast.ClassDef) -> list[str]:
     return names
 
 
+def _not_collected(node: ast.ClassDef, local: dict[str, ast.ClassDef], seen: frozenset[str] = frozenset()) -> bool:
+    """Whether pytest passes over a `Test*` class: it (or a base of this module) has `__init__` or `__new__`, is
+    a dataclass, or says `__test__`."""
+    if any(isinstance(m, _FUNCTIONS) and m.name in ("__init__", "__new__") for m in node.body) or any(
+            "dataclass" in ast.unparse(d) for d in node.decorator_list) or any(
+            isinstance(m, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__test__" for t in m.targets)
+            for m in node.body):
+        return True
+    return any(_not_collected(local[b], local, seen | {node.name}) for b in _base_names(node)
+               if b in local and b not in seen)
+
+
 def _is_fixture(node: ast.AST) -> bool:
     return any("fixture" in ast.unparse(d.func if isinstance(d, ast.Call) else d)
                for d in getattr(node, "decorator_list", []))
@@ -114,7 +127,9 @@ class TestModule:
     everywhere: frozenset[str]  # autouse fixtures and collection hooks: they reach every test
     module_reads: frozenset[str]  # what the module's own top-level code reads
     aliases: dict[str, str]  # fixture name -> the function that provides it
-    imports_tests: bool = False  # `from x import test_y`: collected here, read elsewhere; never narrowed
+    # Its tests depend on what cannot be read here: tests imported from elsewhere (`from x import test_y`,
+    # collected here too), fixtures asked for by a computed name (`request.getfixturevalue(f"v_{kind}")`).
+    opaque: bool = False
     fixtures: frozenset[str] = frozenset()  # the functions it makes fixtures of
 
     @functools.cached_property
@@ -133,7 +148,7 @@ class TestModule:
         top-level code, an autouse fixture, a hook or a class we cannot classify reads them."""
         touched = spread(self.uses, changed, lambda name: [a for a, provider in self.aliases.items()
                                                             if provider == name])
-        if self.imports_tests or self.module_reads & touched or (self.unclear | self.everywhere) & touched:
+        if self.opaque or self.module_reads & touched or (self.unclear | self.everywhere) & touched:
             return None
         return frozenset(touched - changed)
 
@@ -165,7 +180,8 @@ def test_module(path: str, source: str) -> TestModule | None:
     everywhere: set[str] = set()
     aliases: dict[str, str] = {}
     module_reads: set[str] = set()
-    imports_tests = False
+    opaque = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "getfixturevalue"
+                 and not (n.args and isinstance(n.args[0], ast.Constant)) for n in pysource.nodes(path, source))
     local_classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     unittest_like: set[str] = set()
     for node in tree.body:  # in order: a base is defined before its subclasses
@@ -175,12 +191,11 @@ def test_module(path: str, source: str) -> TestModule | None:
             if any(b.endswith("TestCase") or b in unittest_like for b in bases):
                 unittest_like.add(node.name)
                 tests[node.name] = node
-            elif node.name.startswith("Test") and plain and not any(
-                    isinstance(m, _FUNCTIONS) and m.name == "__init__" for m in node.body):
+            elif node.name.startswith("Test") and plain and not _not_collected(node, local_classes):
                 tests[node.name] = node
             else:
                 helpers[node.name] = node  # a mixin's tests run through the Test classes that name it
-                if not plain:
+                if not plain or node.name.startswith("Test"):
                     unclear.add(node.name)  # an imported base may make it a test class, or give it `__init__`
         elif isinstance(node, _FUNCTIONS):
             if node.name.startswith("test") and not _is_fixture(node):  # `def test_client()` fixtures are common
@@ -195,11 +210,11 @@ def test_module(path: str, source: str) -> TestModule | None:
                     everywhere.add(node.name)
         elif isinstance(node, ast.ImportFrom) and not _tooling(node) and any(
                 (a.asname or a.name).startswith(("test", "Test")) for a in node.names):
-            imports_tests = True  # pytest collects it here too, and what it reads is elsewhere
+            opaque = True  # pytest collects it here too, and what it reads is elsewhere
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             module_reads |= reads(node, fixtures=True)  # `pytestmark = pytest.mark.usefixtures("db")`
     return TestModule(tests, helpers, frozenset(unclear), frozenset(everywhere), frozenset(module_reads), aliases,
-                      imports_tests, frozenset(n for n, node in helpers.items() if _is_fixture(node)))
+                      opaque, frozenset(n for n, node in helpers.items() if _is_fixture(node)))
 
 
 def test_texts(path: str, source: str) -> dict[str, str] | None:
@@ -225,34 +240,46 @@ def test_texts(path: str, source: str) -> dict[str, str] | None:
 
 
 def changed_test_items(path: str, before: str, after: str) -> list[str] | None:
-    """The tests added or changed from `before` to `after` (`test_x`, `Cls::test_y`); None when something else
-    changed too (then every test of the file may behave otherwise), a changed class is inherited by another,
-    or a side does not parse."""
+    """The tests added or changed from `before` to `after` (`test_x`, `Cls::test_y`, a new class whole); None
+    when something else changed too (then every test of the file may behave otherwise: module code, a fixture,
+    a class's own body), a test went away, a changed class is inherited by another, or a side does not parse."""
     old, new = test_texts(path, before), test_texts(path, after)
-    module = test_module(path, after)
-    if old is None or new is None or module is None:
+    old_module, module = test_module(path, before), test_module(path, after)
+    if old is None or new is None or old_module is None or module is None:
+        return None
+    if set(old_module.tests) - set(module.tests) or set(old) - set(new):
         return None
     changed: list[str] = []
     for name, text in new.items():
         owner = name.split("::")[0]
-        if old.get(name) == text or owner in changed:
+        if old.get(name) == text or owner in changed or _is_class_rest(name, module):
             continue
-        if _is_class_rest(owner, module) and owner not in old:
-            changed.append(owner)  # a new test class: run it whole
-        elif _is_class_rest(name, module):
-            return None  # an existing class's own body (attributes, set-up, helpers) changed
-        else:
-            changed.append(name)
+        changed.append(owner if owner not in old else name)  # a new test class runs whole
     if not changed or any(module.subclassed(name.split("::")[0]) for name in changed):
         return None
+    new_classes = {name for name in changed if "::" not in name and name not in old}
+    same = _shape(before, old_module, set()) == _shape(after, module, new_classes)
+    return changed if same else None
 
-    def rest(source: str, tests: dict[str, str]) -> str:
-        kinds = [(n, t) for n, t in tests.items() if not _is_class_rest(n, module)]
-        kinds += [(n, t) for n, t in tests.items() if n in changed and _is_class_rest(n, module)]
-        for _, text in kinds:
-            source = source.replace(text, "", 1)
-        return "".join(source.split())
-    return changed if rest(before, old) == rest(after, new) else None
+
+def _shape(source: str, module: TestModule, leave_out: set[str]) -> list[str] | None:
+    """The module with its tests taken out, as syntax, not text: whitespace in a string counts, a blank line
+    does not. A test class stays as its bases, decorators and other members."""
+    tree = parsed("", source)
+    if tree is None:
+        return None
+    shape = []
+    for node in tree.body:
+        if getattr(node, "name", None) in leave_out or (isinstance(node, _FUNCTIONS) and node.name in module.tests):
+            continue
+        if isinstance(node, ast.ClassDef) and node.name in module.tests:
+            members = [m for m in node.body if not (isinstance(m, _FUNCTIONS) and m.name.startswith("test")
+                                                   and not _is_fixture(m))]
+            shape.append(node.name + "".join(ast.dump(p) for p in [*node.decorator_list, *node.bases,
+                                                                  *node.keywords, *members]))
+            continue
+        shape.append(ast.dump(node))
+    return shape
 
 
 def _is_class_rest(name: str, module: TestModule) -> bool:

@@ -176,3 +176,35 @@ def test_what_the_base_commit_holds_is_read_once_and_a_copy_on_another_base_read
     assert git.base_file("a.py") == "a = 2\n" and git.tracked_files() == ["a.py", "b.py"] and calls == []
     older = replace(git, base=first)
     assert older.base_file("a.py") == "a = 1\n" and older.tracked_files() == ["a.py"]
+
+
+def _raw_tree(work: Path, entries: list[tuple[str, str, str]]) -> str:
+    """A tree object as given, even one git's own tools would refuse to make (`hash-object --literally`)."""
+    data = b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha) for mode, name, sha in entries)
+    done = subprocess.run(["git", "hash-object", "--literally", "-t", "tree", "-w", "--stdin"], cwd=work,
+                          input=data, env={**os.environ, **GIT}, check=True, capture_output=True)
+    return done.stdout.decode().strip()
+
+
+@pytest.mark.parametrize("shape", ["through a link", "dot-dot"])
+def test_a_crafted_base_commit_cannot_make_us_write_outside_the_copy(tmp_path, shape):
+    """Found by an attack: a tree with a link `a -> <outside>` and a tree `a/x`, or an entry `..`, had root write
+    outside the sandbox copy when it was made."""
+    work, outside, dest = tmp_path / "w", tmp_path / "outside", tmp_path / "copy"
+    outside.mkdir()
+    dest.mkdir()
+    _git(tmp_path, "init", "-q", "-b", "main", str(work))
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=work, input=b"pwned\n",
+                          env={**os.environ, **GIT}, check=True, capture_output=True).stdout.decode().strip()
+    link = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=work, input=str(outside).encode(),
+                          env={**os.environ, **GIT}, check=True, capture_output=True).stdout.decode().strip()
+    inner = _raw_tree(work, [("100644", "x", blob)])
+    top = _raw_tree(work, [("120000", "a", link), ("40000", "a", inner)]) if shape == "through a link" else \
+        _raw_tree(work, [("40000", "..", inner)])
+    commit = subprocess.run(["git", "commit-tree", top, "-m", "crafted"], cwd=work, env={**os.environ, **GIT},
+                            check=True, capture_output=True).stdout.decode().strip()
+    _git(work, "update-ref", "HEAD", commit)
+    git = Git.open(work, {**os.environ, **GIT})
+    with pytest.raises(GitError, match="base commit has"):
+        git.materialize(dest)
+    assert list(outside.iterdir()) == [] and not (tmp_path / "x").exists()

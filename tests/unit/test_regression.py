@@ -143,3 +143,48 @@ def test_a_change_a_node_id_cannot_hold_runs_the_whole_file():
 def test_a_proof_run_that_ran_none_of_the_new_tests_proves_nothing():
     # pytest found none of the nodes asked for (exit 4 or 5): not "passes before".
     assert judge(NEW, _run("no_tests"), _run("passed")).verdict == "not_run"
+
+
+RENDER = '''from fmt import render
+
+EXPECTED = """\\\\
+root
+ child
+"""
+
+
+def _helper(d):
+    if d:
+        d["k"] = 2
+    return d
+
+
+def test_render():
+    assert render() == EXPECTED
+'''
+
+
+def test_module_code_is_compared_as_syntax_whitespace_in_a_string_counts_a_blank_line_does_not():
+    """Found by an attack: module code compared with its whitespace stripped missed an EXPECTED string the fix
+    edited (and a dedented line of a helper), so the proof ran only the new test and never the one that proves."""
+    from remediate.verify.regression import changed_test_nodes
+    new_test = "\n\ndef test_new():\n    assert render()\n"
+    whole = ("tests/test_f.py",)
+    assert changed_test_nodes(_change(RENDER, RENDER.replace(" child", "    child") + new_test)) == whole
+    dedented = RENDER.replace('        d["k"] = 2\n', '        pass\n    d["k"] = 2\n')
+    assert changed_test_nodes(_change(RENDER, dedented + new_test)) == whole
+    assert changed_test_nodes(_change(RENDER, RENDER + "\n\n" + new_test)) == ("tests/test_f.py::test_new",)
+    # A method added to an existing class is that method, not the whole file.
+    added = UNITTEST_TESTS.replace("    def test_peek(self):", "    def test_more(self):\n        assert 1\n\n"
+                                   "    def test_peek(self):")
+    assert changed_test_nodes(_change(UNITTEST_TESTS, added)) == ("tests/test_f.py::SeekableTest::test_more",)
+
+
+def test_a_test_class_pytest_will_not_collect_is_never_named():
+    from remediate.verify.regression import changed_test_nodes
+    inherited_init = "class Base:\n    def __init__(self):\n        pass\n\n\nclass TestHelper(Base):\n" \
+                     "    def test_like(self):\n        assert 1\n"
+    edited = inherited_init.replace("assert 1", "assert 2")
+    assert changed_test_nodes(_change(inherited_init, edited)) == ("tests/test_f.py",)
+    not_a_test = "class TestData:\n    __test__ = False\n\n    def test_x(self):\n        assert 1\n"
+    assert changed_test_nodes(_change(not_a_test, not_a_test.replace("assert 1", "assert 2"))) == ("tests/test_f.py",)

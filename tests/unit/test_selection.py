@@ -363,3 +363,24 @@ def test_usefixtures_in_pytest_s_config_turns_single_tests_off():
     from remediate.verify.selection import pytest_collects_by_default
 
     assert not pytest_collects_by_default({"pytest.ini": "[pytest]\nusefixtures = seeded\n"}.get)
+
+
+def test_with_nodes_fixtures_asked_for_by_a_computed_name_keep_the_file_whole():
+    files = {**MOD, "tests/conftest.py": "import pytest\nfrom pkg.mod import func\n\n\n@pytest.fixture\n"
+                                         "def value_parsed():\n    return func()\n",
+             "tests/test_x.py": "import pytest\n\n\n@pytest.mark.parametrize('kind', ['parsed'])\n"
+                                "def test_v(request, kind):\n    assert request.getfixturevalue(f'value_{kind}')\n\n\n"
+                                "def test_other():\n    assert True\n"}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    assert select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=True).tests == ("tests/test_x.py",)
+
+
+@pytest.mark.parametrize("nodes", [True, False])
+def test_fixtures_of_a_plugin_named_in_pytest_plugins_reach_the_tests_that_ask_for_them(nodes):
+    files = {**MOD, "tests/plugin.py": "import pytest\nfrom pkg.mod import func\n\n\n@pytest.fixture\n"
+                                       "def parsed():\n    return func()\n",
+             "conftest.py": "pytest_plugins = ['tests.plugin']\n",
+             "tests/test_x.py": "def test_parsed(parsed):\n    assert parsed == 1\n\n\ndef test_none():\n    pass\n"}
+    after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
+    selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=nodes).tests
+    assert selected == (("tests/test_x.py::test_parsed",) if nodes else ("tests/test_x.py",))
