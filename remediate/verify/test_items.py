@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from remediate.verify import pysource
-from remediate.verify.pysource import parsed
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _BUILTINS = frozenset(dir(builtins))  # `class Fake(dict)`: no test base
@@ -171,7 +170,7 @@ class TestModule:
 def test_module(path: str, source: str) -> TestModule | None:
     """The module's tests by pytest's default rules (`test*` functions, `Test*` classes without `__init__`,
     unittest.TestCase subclasses); None when it does not parse."""
-    tree = parsed(path, source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return None
     tests: dict[str, ast.AST] = {}
@@ -258,14 +257,14 @@ def changed_test_items(path: str, before: str, after: str) -> list[str] | None:
     if not changed or any(module.subclassed(name.split("::")[0]) for name in changed):
         return None
     new_classes = {name for name in changed if "::" not in name and name not in old}
-    same = _shape(before, old_module, set()) == _shape(after, module, new_classes)
+    same = _shape(path, before, old_module, set()) == _shape(path, after, module, new_classes)
     return changed if same else None
 
 
-def _shape(source: str, module: TestModule, leave_out: set[str]) -> list[str] | None:
+def _shape(path: str, source: str, module: TestModule, leave_out: set[str]) -> list[str] | None:
     """The module with its tests taken out, as syntax, not text: whitespace in a string counts, a blank line
     does not. A test class stays as its bases, decorators and other members."""
-    tree = parsed("", source)
+    tree = pysource.parsed(path, source)
     if tree is None:
         return None
     shape = []
