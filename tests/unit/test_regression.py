@@ -188,3 +188,13 @@ def test_a_test_class_pytest_will_not_collect_is_never_named():
     assert changed_test_nodes(_change(inherited_init, edited)) == ("tests/test_f.py",)
     not_a_test = "class TestData:\n    __test__ = False\n\n    def test_x(self):\n        assert 1\n"
     assert changed_test_nodes(_change(not_a_test, not_a_test.replace("assert 1", "assert 2"))) == ("tests/test_f.py",)
+
+
+def test_a_test_the_fix_removes_is_not_run_and_does_not_widen_the_proof():
+    from remediate.verify.regression import changed_test_nodes
+    # attrs 21.1.0's fix dropped the tests of the behaviour it reverted, beside the one it added.
+    removed = UNITTEST_TESTS.replace("    def test_peek(self):\n        self.assertEqual(mi.seekable(self.items)"
+                                     ".peek(), 0)\n", "").replace("assertEqual(next(s), 0)", "assertEqual(next(s), 1)")
+    assert removed != UNITTEST_TESTS
+    nodes = changed_test_nodes(_change(UNITTEST_TESTS, removed))
+    assert nodes == ("tests/test_f.py::SeekableTest::test_relative_seek",)
