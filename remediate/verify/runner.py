@@ -113,14 +113,7 @@ class TestRunner:
         """`run_tests` for the model: when tests fail, it is told which of them fail without its change too (the
         same selection on the code before it), so it can judge whether they belong to this incident. The
         regression proof's run of the new tests on the code before the fix goes beside it, on another core."""
-        beside = self._proof_beside()
-        try:
-            run = self.run(paths, purpose="agent", shared=beside is not None)
-        finally:
-            if beside is not None:
-                beside.join()
-        if beside is not None:
-            beside.reraise()
+        run = self._with_proof_beside(lambda shared: self.run(paths, purpose="agent", shared=shared))
         if run.ok or not run.failed_tests or not len(self.workspace.changes):
             return run
         failing = _failing_tests(run, self._base_sources()[0])
@@ -145,7 +138,7 @@ class TestRunner:
                     else:
                         sources[change.path] = change.after
             selection = select_with_coverage(self.coverage, base, sources, self.workspace.changes.files_touched,
-                                             config.map, tracked, nodes=self._single_tests())
+                                             config.map, tracked, nodes=self._by_node())
             paths, reason = list(selection.tests), dict(selection.reason)
             if is_pytest(config.command):
                 # The fix's own tests and what tests.map names run wherever they are.
@@ -171,14 +164,7 @@ class TestRunner:
         """The final run on the change, then the regression proof: the new tests and the selection on the code
         before the fix, when a new test needs proving or a failure needs a baseline."""
         changes: ChangeSet = self.workspace.changes
-        beside = self._proof_beside()
-        try:
-            run = self.run(purpose="final", shared=beside is not None)
-        finally:
-            if beside is not None:
-                beside.join()
-        if beside is not None:
-            beside.reraise()
+        run = self._with_proof_beside(lambda shared: self.run(purpose="final", shared=shared))
         new_tests = changed_tests(changes)
         before = None
         if new_tests or not run.ok:
@@ -204,7 +190,7 @@ class TestRunner:
             return proof
         failing = _failing_tests(run, self._base_sources()[0])
         base = self._before(changes, [] if failing is None else failing,  # []: the whole suite
-                            "baseline: the failing tests' files on the code before the fix", False)
+                            "baseline: the failing tests on the code before the fix", False)
         return _merged(proof, base, new_tests)
 
     def _proven(self, changes: ChangeSet) -> list[str]:
@@ -212,20 +198,27 @@ class TestRunner:
         return list(changed_test_nodes(changes)) if is_pytest(self.setup.config.tests.command) \
             else list(changed_tests(changes))
 
-    def _proof_beside(self) -> _Beside | None:
-        """The proof's run before the fix, started now to run beside the one with the fix (they need each other's
-        results only at the end): when the change fixes code and adds tests, the proof has not run on this test
-        code yet, and there is a core to spare."""
+    def _with_proof_beside(self, run: Callable[[bool], TestRun]) -> TestRun:
+        """`run(shared)`, with the proof's run before the fix started beside it (they need each other's results
+        only at the end): when the change fixes code and adds tests, the proof has not run on this test code
+        yet, and there is a core to spare. An error of the proof's run is raised once `run` is done."""
         changes = self.workspace.changes
-        if not changed_tests(changes) or all(is_test_code(c.path) for c in changes) or _cores() < 2:
-            return None
-        plan = self._before_plan(changes, self._proven(changes), True)
+        plan = None
+        if changed_tests(changes) and not all(is_test_code(c.path) for c in changes) and _cores() >= 2:
+            plan = self._before_plan(changes, self._proven(changes), True)
         if plan is None or {_key(*plan, False), _key(*plan, False) + ":complete"} & self._done.keys():
-            return None
-        def work() -> None:
+            return run(False)
+
+        def proof() -> None:
             with self.setup.telemetry.span("regression_proof"):
                 self._on_copy(*plan, {}, True, PROOF, tracebacks=False, shared=True)
-        return _Beside(work)
+        beside = _Beside(proof)
+        try:
+            result = run(True)
+        finally:
+            beside.join()
+        beside.reraise()
+        return result
 
     def _before(self, changes: ChangeSet, selected: list[str], purpose: str, with_test_code: bool) -> TestRun | None:
         """The given tests on the code before the fix (with the fix's test code carried over, or not). None when
@@ -308,7 +301,7 @@ class TestRunner:
             self.warnings.append(f"tests.coverage_map {path_text}: {exc}; selecting by imports only")
             return None
 
-    def _single_tests(self) -> bool:
+    def _by_node(self) -> bool:
         """Whether selection may name single tests: pytest, collecting by its default rules."""
         if self._by_default is None:
             self._by_default = is_pytest(self.setup.config.tests.command) and \
