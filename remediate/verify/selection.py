@@ -14,7 +14,7 @@ import pathspec
 from remediate.guard.testfiles import is_test_module
 from remediate.verify import pysource
 from remediate.verify.coverage_map import CoverageMap
-from remediate.verify.test_items import changed_test_items, reads, spread, test_module
+from remediate.verify.test_items import changed_test_items, decorator_name, reads, spread, test_module
 
 
 def module_names(path: str) -> set[str]:
@@ -85,10 +85,10 @@ def imported_modules(path: str, source: str) -> frozenset[str]:
 ALL: frozenset[str] = frozenset({"*"})  # every name of a module (what cannot be narrowed)
 
 
-def changed_names(before: str | None, after: str | None) -> frozenset[str]:
+def changed_names(before: str | None, after: str | None, path: str = "") -> frozenset[str]:
     """The top-level functions and classes a change to a module touches; ALL when anything else at the top level
     changed (module code, imports, assignments), or when either side does not parse."""
-    old, new = pysource.parsed("before", before or ""), pysource.parsed("after", after or "")
+    old, new = pysource.parsed(path, before or ""), pysource.parsed(path, after or "")
     if old is None or new is None:
         return ALL
     defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -103,7 +103,7 @@ def changed_names(before: str | None, after: str | None) -> frozenset[str]:
         return ALL
     changed = frozenset(n for n in set(old_defs) | set(new_defs) if old_defs.get(n) != new_defs.get(n))
     decorated = {n.name for tree in (old, new) for n in tree.body if isinstance(n, defs) and n.name in changed
-                 and any(_decorator_name(d) not in PURE_DECORATORS for d in n.decorator_list)}
+                 and any(decorator_name(d) not in PURE_DECORATORS for d in n.decorator_list)}
     # `@app.route("/x")`, `@register`: the decorator hands the definition to something else at import, so who
     # uses it cannot be told by name (a test calls the app, not the view).
     return ALL if decorated else changed
@@ -114,12 +114,6 @@ PURE_DECORATORS = frozenset({"staticmethod", "classmethod", "property", "wraps",
                              "cached_property", "total_ordering", "dataclass", "overload", "abstractmethod",
                              "contextmanager", "asynccontextmanager", "final", "runtime_checkable", "singledispatch",
                              "deprecated"})
-
-
-def _decorator_name(node: ast.expr) -> str:
-    """`functools.lru_cache(maxsize=1)` -> lru_cache."""
-    node = node.func if isinstance(node, ast.Call) else node
-    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +272,11 @@ def _imports_set_up(path: str, sources: Mapping[str, str], names: Mapping[str, f
     return False
 
 
+def _below(folder: str, top: str) -> bool:
+    """Whether `folder` is `top` or inside it ("" is the repository's root)."""
+    return top == "" or folder == top or folder.startswith(top + "/")
+
+
 def _origin(used: frozenset[str], reached: str | None, fixtures: frozenset[str] | None) -> str:
     """Where the names a single test uses come from, for its reason."""
     return "a conftest.py" if fixtures and used <= fixtures else (reached or "the change")
@@ -293,7 +292,7 @@ def _offered_fixtures(sources: Mapping[str, str], names: Mapping[str, frozenset[
         folder = posixpath.dirname(path)
         inherited: frozenset[str] | None = frozenset()
         for parent, fixtures in offered.items():
-            if parent == "" or folder.startswith(parent + "/"):
+            if _below(folder, parent) and folder != parent:
                 inherited = None if fixtures is None or inherited is None else inherited | fixtures
         own = names.get(path, frozenset()) if path in reached else frozenset()
         if inherited is None or own == ALL:
@@ -363,7 +362,7 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
     frontier = []
     for path in changed:
         reached[path] = path
-        names[path] = changed_names(before.get(path), sources.get(path)) if before is not None and \
+        names[path] = changed_names(before.get(path), sources.get(path), path) if before is not None and \
             path.endswith(".py") and not is_test_module(path) else ALL
         if names[path] != ALL and path in sources:  # and what of the module itself calls them
             names[path] = _dependents(path, sources[path], names[path]) | names[path]
@@ -396,11 +395,10 @@ def select_affected_tests(sources: Mapping[str, str], changed: Iterable[str],
         if not is_test_module(path):
             continue
         folder = posixpath.dirname(path)
-        conftest = next((d for d in sorted(conftest_dirs)
-                         if d == "" or folder == d or folder.startswith(d + "/")), None)
+        conftest = next((d for d in sorted(conftest_dirs) if _below(folder, d)), None)
         fixtures: frozenset[str] | None = frozenset()
         for d, given in offered.items():
-            if d == "" or folder == d or folder.startswith(d + "/"):
+            if _below(folder, d):
                 fixtures = None if given is None or fixtures is None else fixtures | given
         ran = next((c for c in changed if runs_in_subprocess(string_constants(path, sources[path]), c)), None)
         single = None

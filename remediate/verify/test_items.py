@@ -86,7 +86,7 @@ def _not_collected(node: ast.ClassDef, local: dict[str, ast.ClassDef], seen: fro
     """Whether pytest passes over a `Test*` class: it (or a base of this module) has `__init__` or `__new__`, is
     a dataclass, or says `__test__`."""
     if any(isinstance(m, _FUNCTIONS) and m.name in ("__init__", "__new__") for m in node.body) or any(
-            "dataclass" in ast.unparse(d) for d in node.decorator_list) or any(
+            decorator_name(d) == "dataclass" for d in node.decorator_list) or any(
             isinstance(m, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__test__" for t in m.targets)
             for m in node.body):
         return True
@@ -94,9 +94,19 @@ def _not_collected(node: ast.ClassDef, local: dict[str, ast.ClassDef], seen: fro
                if b in local and b not in seen)
 
 
+def decorator_name(node: ast.expr) -> str:
+    """`functools.lru_cache(maxsize=1)` -> lru_cache, `@pytest.fixture` -> fixture."""
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
 def _is_fixture(node: ast.AST) -> bool:
-    return any("fixture" in ast.unparse(d.func if isinstance(d, ast.Call) else d)
-               for d in getattr(node, "decorator_list", []))
+    return any(decorator_name(d) == "fixture" for d in getattr(node, "decorator_list", []))
+
+
+def _is_test_method(node: ast.AST) -> bool:
+    """A `test*` method pytest collects in a test class (a `test_client` fixture is not one)."""
+    return isinstance(node, _FUNCTIONS) and node.name.startswith("test") and not _is_fixture(node)
 
 
 def _fixture_options(node: ast.AST) -> tuple[str | None, bool]:
@@ -104,7 +114,7 @@ def _fixture_options(node: ast.AST) -> tuple[str | None, bool]:
     test of the module."""
     name, autouse = None, False
     for decorator in getattr(node, "decorator_list", []):
-        if isinstance(decorator, ast.Call) and "fixture" in ast.unparse(decorator.func):
+        if isinstance(decorator, ast.Call) and decorator_name(decorator) == "fixture":
             for keyword in decorator.keywords:
                 if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
                     name = str(keyword.value.value)
@@ -217,24 +227,18 @@ def test_module(path: str, source: str) -> TestModule | None:
 
 
 def test_texts(path: str, source: str) -> dict[str, str] | None:
-    """Each collected test's text, by node id suffix: `test_x`, and `Cls::test_y` for a class's tests (the rest
-    of a class under `Cls`); None when the module does not parse or has a test class we cannot split."""
+    """Each collected test's text, by node id suffix: `test_x`, and `Cls::test_y` for a class's tests; None when
+    the module does not parse."""
     module = test_module(path, source)
     if module is None:
         return None
     texts: dict[str, str] = {}
     lines = source.splitlines(keepends=True)
     for name, node in module.tests.items():
+        members = node.body if isinstance(node, ast.ClassDef) else []
+        texts.update({f"{name}::{m.name}": source_of(lines, m) for m in members if _is_test_method(m)})
         if not isinstance(node, ast.ClassDef):
             texts[name] = source_of(lines, node)
-            continue
-        rest = source_of(lines, node)
-        for member in node.body:
-            if isinstance(member, _FUNCTIONS) and member.name.startswith("test") and not _is_fixture(member):
-                text = source_of(lines, member)
-                texts[f"{name}::{member.name}"] = text
-                rest = rest.replace(text, "", 1)
-        texts[name] = rest
     return texts
 
 
@@ -250,12 +254,12 @@ def changed_test_items(path: str, before: str, after: str) -> list[str] | None:
     changed: list[str] = []
     for name, text in new.items():
         owner = name.split("::")[0]
-        if old.get(name) == text or owner in changed or _is_class_rest(name, module):
+        if old.get(name) == text or owner in changed:
             continue
-        changed.append(owner if owner not in old else name)  # a new test class runs whole
+        changed.append(owner if "::" in name and owner not in old_module.tests else name)  # a new class, whole
     if not changed or any(module.subclassed(name.split("::")[0]) for name in changed):
         return None
-    new_classes = {name for name in changed if "::" not in name and name not in old}
+    new_classes = {name for name in changed if name not in old_module.tests and name not in old}
     same = _shape(path, before, old_module, set()) == _shape(path, after, module, new_classes)
     return changed if same else None
 
@@ -271,14 +275,9 @@ def _shape(path: str, source: str, module: TestModule, leave_out: set[str]) -> l
         if getattr(node, "name", None) in leave_out or (isinstance(node, _FUNCTIONS) and node.name in module.tests):
             continue
         if isinstance(node, ast.ClassDef) and node.name in module.tests:
-            members = [m for m in node.body if not (isinstance(m, _FUNCTIONS) and m.name.startswith("test")
-                                                   and not _is_fixture(m))]
+            members = [m for m in node.body if not _is_test_method(m)]
             shape.append(node.name + "".join(ast.dump(p) for p in [*node.decorator_list, *node.bases,
                                                                   *node.keywords, *members]))
             continue
         shape.append(ast.dump(node))
     return shape
-
-
-def _is_class_rest(name: str, module: TestModule) -> bool:
-    return "::" not in name and isinstance(module.tests.get(name), ast.ClassDef)
