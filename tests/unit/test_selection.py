@@ -384,3 +384,10 @@ def test_fixtures_of_a_plugin_named_in_pytest_plugins_reach_the_tests_that_ask_f
     after = {**files, "pkg/mod.py": MOD["pkg/mod.py"].replace("return 1", "return 9")}
     selected = select_affected_tests(after, ["pkg/mod.py"], before=files, nodes=nodes).tests
     assert selected == (("tests/test_x.py::test_parsed",) if nodes else ("tests/test_x.py",))
+
+
+def test_a_decorator_whose_name_only_contains_fixture_does_not_make_a_fixture():
+    from remediate.verify.test_items import test_module
+
+    source = "from helpers import with_fixture_data\n\n\n@with_fixture_data\ndef test_x():\n    assert 1\n"
+    assert list(test_module("tests/test_d.py", source).tests) == ["test_x"]
