@@ -19,6 +19,17 @@ def _git(cwd: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
+def _commit(repo: Path, files: dict[str, str], message: str = "a") -> str:
+    """The files written and committed (the repository made first when it is not one yet); the commit's id."""
+    if not (repo / ".git").exists():
+        _git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
 @pytest.fixture
 def hostile(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:
     """A checkout cloned from a bare origin, whose .git/config and ~/.gitconfig try every program and redirect."""
@@ -106,11 +117,7 @@ def test_the_token_is_a_header_for_https_on_the_github_host_only(tmp_path, monke
 
 
 def test_workspace_drift_names_files_that_are_not_base_plus_the_vetted_change(tmp_path):
-    _git(tmp_path, "init", "-q", "-b", "main")
-    (tmp_path / "a.py").write_text("a\n")
-    (tmp_path / "b.py").write_text("b\n")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "a")
+    _commit(tmp_path, {"a.py": "a\n", "b.py": "b\n"})
     git = Git.open(tmp_path, {"PATH": os.environ["PATH"]})
     assert blob_sha(b"a\n") == git.tree_entries()["a.py"][1]
     (tmp_path / "a.py").write_text("vetted\n")
@@ -121,10 +128,7 @@ def test_workspace_drift_names_files_that_are_not_base_plus_the_vetted_change(tm
 
 
 def test_an_origin_that_git_would_read_as_an_option_is_refused(tmp_path):
-    _git(tmp_path, "init", "-q", "-b", "main")
-    (tmp_path / "a").write_text("a\n")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "a")
+    _commit(tmp_path, {"a": "a\n"})
     _git(tmp_path, "config", "remote.origin.url", f"--upload-pack=touch {tmp_path}/pwned;false")
     git = Git.open(tmp_path, {"PATH": os.environ["PATH"]})
     with pytest.raises(GitError, match="not a repository URL"):
@@ -136,16 +140,8 @@ def test_an_origin_that_git_would_read_as_an_option_is_refused(tmp_path):
 
 
 def test_the_culprit_commit_shows_the_suspect_files_patch_and_names_the_rest(tmp_path):
-    _git(tmp_path, "init", "-q", "-b", "main")
-    (tmp_path / "app.py").write_text("x = 1\n")
-    (tmp_path / "vendored.js").write_text("a\n")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "base")
-    (tmp_path / "app.py").write_text("x = 2\n")
-    (tmp_path / "vendored.js").write_text("b\n" * 500)
-    (tmp_path / "CHANGELOG").write_text("changed\n")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "the culprit")
+    _commit(tmp_path, {"app.py": "x = 1\n", "vendored.js": "a\n"}, "base")
+    _commit(tmp_path, {"app.py": "x = 2\n", "vendored.js": "b\n" * 500, "CHANGELOG": "changed\n"}, "the culprit")
     git = Git.open(tmp_path, {"PATH": os.environ["PATH"]})
     culprit = _git(tmp_path, "rev-parse", "HEAD")
     narrow = git.show_commit(culprit, paths=["app.py"])
@@ -159,15 +155,8 @@ def test_what_the_base_commit_holds_is_read_once_and_a_copy_on_another_base_read
     from dataclasses import replace
 
     work = tmp_path / "w"
-    _git(tmp_path, "init", "-q", "-b", "main", str(work))
-    (work / "a.py").write_text("a = 1\n")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-qm", "one")
-    first = _git(work, "rev-parse", "HEAD")
-    (work / "a.py").write_text("a = 2\n")
-    (work / "b.py").write_text("b = 1\n")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-qm", "two")
+    first = _commit(work, {"a.py": "a = 1\n"}, "one")
+    _commit(work, {"a.py": "a = 2\n", "b.py": "b = 1\n"}, "two")
     git = Git.open(work, {**os.environ, **GIT})
     assert git.base_file("a.py") == "a = 2\n" and git.tracked_files() == ["a.py", "b.py"]
     calls = []
