@@ -223,6 +223,7 @@ class Sandbox:
     _sharing: bool = field(init=False, default=False)
     _session: contextlib.ExitStack | None = field(init=False, default=None)
     _children_before: set[int] = field(init=False, default_factory=set)
+    _swept: bool = field(init=False, default=False)  # the session's end already done, and no run came in since
 
     def __post_init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="remediate-sandbox-"))
@@ -379,6 +380,7 @@ class Sandbox:
                 self._session, self._sharing = session, shared
                 self._children_before = _children() if self.subreaper else set()
             self._active += 1
+            self._swept = False
 
     def _leave(self) -> None:
         """The last one out ends every process the user has left, then reopens the closed folders."""
@@ -387,7 +389,8 @@ class Sandbox:
             if self._active:
                 return
             try:
-                self._end_session()
+                if not self._swept:
+                    self._end_session()
             finally:
                 session, self._session = self._session, None
                 if session is not None:
@@ -432,6 +435,7 @@ class Sandbox:
         with self._state:
             if self._active == 1:  # alone: end what it left now, so no survivor holds its output open
                 self._end_session()
+                self._swept = True
         for reader in readers:
             reader.join(timeout=5)  # a survivor holding the pipe cannot hold us: everything was killed
         output, *rest = (b"".join(kept).decode("utf-8", errors="replace") for kept in chunks)
